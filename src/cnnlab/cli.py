@@ -1,0 +1,128 @@
+"""The `cnnlab` command: argument parsing and wiring only.
+
+Each subcommand calls one library function. The `train` flags are generated from
+TrainConfig's fields, so a new setting needs no CLI code. A UserError prints one sentence
+and exits with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+import yaml
+
+from .config import TrainConfig, load_config_file
+from .errors import UserError
+
+
+def _key_value(text: str):
+    """'activation=relu' -> ('activation', 'relu'); values are read as YAML scalars (3, 0.5, true)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    return key, yaml.safe_load(value) if value else ""
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults stay out of the namespace so we can tell
+    which flags were given (they override --config, which overrides the defaults)."""
+    for f in dataclasses.fields(TrainConfig):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs = {"dest": f.name, "default": argparse.SUPPRESS,
+                  "help": f"{f.metadata.get('help', '')} (default: {default})"}
+        if f.name == "model_kwargs":
+            kwargs.update(nargs="+", type=_key_value, metavar="KEY=VALUE")
+        else:
+            kwargs.update(type=type(default) if default is not None else str,
+                          choices=f.metadata.get("choices"))
+        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+    parser.add_argument("--config", metavar="FILE",
+                        help="YAML or JSON file with the same keys; flags override it")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig()
+    if args.config:
+        config = config.updated(load_config_file(args.config), source=f"config file {args.config}")
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if hasattr(args, f.name)}
+    if "model_kwargs" in given:
+        given["model_kwargs"] = {**config.model_kwargs, **dict(given["model_kwargs"])}
+    return config.updated(given, source="the command line")
+
+
+def _emit(args, result: dict, human: str) -> None:
+    """--json: one object on stdout; otherwise readable text."""
+    if args.json:
+        print(json.dumps(result))
+    elif human and not args.quiet:
+        print(human)
+
+
+def cmd_train(args) -> int:
+    from .training import train
+    result = train(config_from_args(args), quiet=args.quiet)
+    summary = {k: v for k, v in result.to_dict().items() if k != "history"}
+    _emit(args, summary, "")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate_run, format_report
+    report = evaluate_run(args.run, split=args.split, device=args.device)
+    _emit(args, report, format_report(report))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import format_predictions, predict_files
+    result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device)
+    _emit(args, result, format_predictions(result))
+    for error in result["errors"]:
+        print(f"cnnlab: {error['error']}", file=sys.stderr)
+    return 2 if result["errors"] else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    output.add_argument("--quiet", action="store_true", help="no progress or log lines")
+
+    train = commands.add_parser("train", parents=[output], help="train a model, write a run folder")
+    add_config_flags(train)
+    train.set_defaults(run_command=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", parents=[output],
+                                   help="accuracy, per-class report and confusion matrix of a run")
+    evaluate.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
+    evaluate.add_argument("--split", default="test", help="test, val or train (default: test)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(run_command=cmd_evaluate)
+
+    predict = commands.add_parser("predict", parents=[output], help="classify image files")
+    predict.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
+    predict.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
+    predict.add_argument("--device", default="auto")
+    predict.set_defaults(run_command=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run_command(args)
+    except UserError as exc:
+        print(f"cnnlab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

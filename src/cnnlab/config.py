@@ -1,0 +1,126 @@
+"""TrainConfig: the one place every training default lives.
+
+The `cnnlab train` flags are generated from these fields, a --config file may set the same
+keys, and RUN/config.json records the final values so a run can be rebuilt from its folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import UserError
+from .optim import OPTIMIZERS, SCHEDULERS
+
+
+def _opt(default, help: str, **extra):
+    """A field with its command-line help beside it (choices, metavar ...)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass
+class TrainConfig:
+    # The defaults train the lectures' LeNet-5 on the built-in digits to about 97.5-98% test
+    # accuracy in seconds on a laptop CPU (4 seeds checked: see README). Adam with a one-cycle
+    # schedule and label smoothing is what got sigmoid LeNet there reliably; plain SGD with
+    # StepLR, as in the lectures, is one flag away.
+    model: str = _opt("lenet5", "registered model name (see `cnnlab models`)")
+    model_kwargs: dict = field(default_factory=dict, metadata={
+        "help": "extra model arguments as KEY=VALUE, e.g. activation=relu", "metavar": "KEY=VALUE"})
+    dataset: str = _opt("digits", "data set name (digits is built in and needs no download)")
+    data_dir: str = _opt("data", "where standard data sets are stored")
+    epochs: int = _opt(30, "passes over the training set")
+    batch_size: int = _opt(32, "images per optimisation step")
+    lr: float = _opt(0.01, "learning rate (the peak rate for onecycle)")
+    momentum: float = _opt(0.9, "momentum for sgd; beta1 for adam and adamw")
+    weight_decay: float = _opt(0.0, "L2 penalty (decoupled for adamw)")
+    optimizer: str = _opt("adam", "optimisation algorithm", choices=tuple(OPTIMIZERS))
+    scheduler: str = _opt("onecycle", "learning-rate schedule",
+                          choices=tuple(SCHEDULERS))
+    step_size: int = _opt(7, "epochs between decays for --scheduler step (the lectures' StepLR)")
+    gamma: float = _opt(0.1, "decay factor for --scheduler step")
+    label_smoothing: float = _opt(0.1, "cross-entropy label smoothing in [0, 1)")
+    device: str = _opt("auto", "cpu, cuda, cuda:N, mps, or auto (cuda, then mps, then cpu)")
+    seed: int = _opt(0, "random seed for weights, shuffling and augmentation")
+    out: str | None = _opt(None, "run folder (default runs/<timestamp>-<model>-<dataset>)")
+
+    def validate(self) -> "TrainConfig":
+        """Reject numbers that cannot train, with the flag to fix in the message."""
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise UserError(f"--{_flag(name)} must be a positive whole number, not {value!r}.")
+        if not self.lr > 0:
+            raise UserError(f"--lr must be a positive number, not {self.lr!r}.")
+        if self.weight_decay < 0 or self.momentum < 0:
+            raise UserError("--momentum and --weight-decay must not be negative.")
+        if not 0 <= self.label_smoothing < 1:
+            raise UserError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing!r}.")
+        if self.step_size <= 0 or self.gamma <= 0:
+            raise UserError("--step-size and --gamma must be positive.")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise UserError(f"--{_flag(f.name)} must be one of {', '.join(choices)}, "
+                                f"not {getattr(self, f.name)!r}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        return cls().updated(values, source)
+
+    def updated(self, values: dict[str, Any], source: str = "config") -> "TrainConfig":
+        """A copy with `values` applied; an unknown key is an error naming the valid ones."""
+        known = {f.name: f for f in dataclasses.fields(self)}
+        changes = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise UserError(f"{source} has an unknown key '{key}'; valid keys are: "
+                                f"{', '.join(known)}.")
+            changes[name] = _coerce(known[name], value, source)
+        return dataclasses.replace(self, **changes)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
+    """Accept 3 for a float field and "0.1" from YAML quirks, but not words for numbers."""
+    kind = type(f.default) if f.default is not None and f.default is not dataclasses.MISSING else None
+    if f.name == "model_kwargs":
+        if not isinstance(value, dict):
+            raise UserError(f"{source}: model_kwargs must be a mapping of argument names to values.")
+        return value
+    if value is None or kind in (None, str):
+        return value if value is None else str(value)
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{source}: {f.name} must be a {kind.__name__}, not {value!r}.") from None
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML or JSON file of TrainConfig keys (validated when applied)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist.")
+    text = path.read_text()
+    try:
+        # JSON is a subset of YAML, but json.loads gives clearer messages for .json files.
+        values = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise UserError(f"config file {path} could not be parsed: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys to values.")
+    return values

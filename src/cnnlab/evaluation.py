@@ -1,0 +1,62 @@
+"""`cnnlab evaluate RUN`: accuracy, per-class precision/recall/F1 and the confusion matrix."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from . import runs
+from .data import load_dataset
+from .data.memory import TensorBatches
+from .engine import evaluate
+from .errors import UserError
+from .runtime import resolve_device
+from .viz import plot_confusion
+
+SPLITS = ("test", "val", "train")
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto") -> dict:
+    """Evaluate a finished run on one split of its data set; also writes RUN/confusion.png."""
+    if split not in SPLITS:
+        raise UserError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}.")
+    device = resolve_device(device)
+    run = runs.load_run(run_dir, device)
+    config, classes = run.spec.config, run.spec.classes
+    data = getattr(load_dataset(config.dataset, config.data_dir), split)
+    batches = TensorBatches(run.spec.preprocess(data.images), data.labels,
+                            config.batch_size, device=device)
+    result = evaluate(run.model, batches)
+    labels, predicted = result.labels.numpy(), result.predictions.numpy()
+    every_class = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predicted, labels=every_class, zero_division=0)
+    matrix = confusion_matrix(labels, predicted, labels=every_class)
+    plot_confusion(matrix, classes, run.path / runs.CONFUSION)
+    return {
+        "run_dir": str(run.path), "split": split, "images": len(labels),
+        "accuracy": result.accuracy, "loss": result.loss,
+        "per_class": [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f),
+                       "support": int(s)}
+                      for name, p, r, f, s in zip(classes, precision, recall, f1, support)],
+        "confusion_matrix": matrix.tolist(),
+        "confusion_png": str(run.path / runs.CONFUSION),
+    }
+
+
+def format_report(report: dict) -> str:
+    """The evaluation as a reader wants it in a terminal."""
+    width = max(5, *(len(c["class"]) for c in report["per_class"]))
+    lines = [f"{report['split']} accuracy {report['accuracy']:.2%} (loss {report['loss']:.4f}) "
+             f"on {report['images']} images", "",
+             f"{'class':>{width}}  precision  recall     f1  support"]
+    lines += [f"{c['class']:>{width}}  {c['precision']:9.3f}  {c['recall']:6.3f}  {c['f1']:5.3f}  "
+              f"{c['support']:7d}" for c in report["per_class"]]
+    names = [c["class"] for c in report["per_class"]]
+    cell = max(4, width, *(len(str(v)) for row in report["confusion_matrix"] for v in row))
+    lines += ["", "confusion matrix (rows: true, columns: predicted)",
+              " " * (width + 1) + "".join(f"{n:>{cell + 1}}" for n in names)]
+    lines += [f"{name:>{width}} " + "".join(f"{v:>{cell + 1}}" for v in row)
+              for name, row in zip(names, report["confusion_matrix"])]
+    lines.append(f"\nconfusion matrix picture: {report['confusion_png']}")
+    return "\n".join(lines)

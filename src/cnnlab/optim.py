@@ -1,0 +1,42 @@
+"""Optimisers and learning-rate schedules by name, from small name -> factory tables."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+OPTIMIZERS = {
+    # The lectures' choice: optim.SGD(cnn.parameters(), lr=1e-3, momentum=0.9).
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                             weight_decay=c.weight_decay),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, betas=(c.momentum, 0.999),
+                                               weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, betas=(c.momentum, 0.999),
+                                                 weight_decay=c.weight_decay),
+}
+
+# name -> (factory(optimizer, config, steps_per_epoch), steps every batch?)
+SCHEDULERS = {
+    "none": (lambda opt, c, steps: None, False),
+    # The lectures' StepLR(step_size=7, gamma=0.1): multiply the rate by gamma every 7 epochs.
+    "step": (lambda opt, c, steps: torch.optim.lr_scheduler.StepLR(
+        opt, step_size=c.step_size, gamma=c.gamma), False),
+    "cosine": (lambda opt, c, steps: torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=c.epochs), False),
+    # One-cycle warms up to --lr and anneals within the run, so it must step every batch.
+    "onecycle": (lambda opt, c, steps: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=c.lr, total_steps=c.epochs * steps), True),
+}
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    return OPTIMIZERS[config.optimizer](params, config)
+
+
+def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+    """(scheduler or None, whether it steps per batch rather than per epoch)."""
+    factory, per_batch = SCHEDULERS[config.scheduler]
+    return factory(optimizer, config, steps_per_epoch), per_batch
