@@ -107,7 +107,8 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
             raise ValueError
         return kind(value)
     except (TypeError, ValueError):
-        raise UserError(f"{source}: {f.name} must be a {kind.__name__}, not {value!r}.") from None
+        noun = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+        raise UserError(f"{source}: {f.name} must be {noun}, not {value!r}.") from None
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:

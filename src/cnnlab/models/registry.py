@@ -6,6 +6,7 @@ paper); `create_model` builds it for a data set's classes and channels.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -63,6 +64,13 @@ def create_model(name: str, num_classes: int = 10, in_channels: int | None = Non
     for key in kwargs:
         if key not in accepted and not takes_any:
             raise UserError(f"model {name} has no option '{key}'.")
-    model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    try:
+        model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except TypeError as exc:
+        # Builders forward **kwargs to the model class, so a misspelt option surfaces here.
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        if unexpected is None:
+            raise
+        raise UserError(f"model {name} has no option '{unexpected.group(1)}'.") from None
     model.info = info
     return model

@@ -1,0 +1,20 @@
+"""Shared fixtures: one real training run with the default settings, reused by many tests."""
+from __future__ import annotations
+
+import pytest
+
+from cnnlab import TrainConfig, train
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory):
+    """`cnnlab train` with no flags (30 epochs of LeNet-5 on digits: a few seconds on a CPU)."""
+    out = tmp_path_factory.mktemp("runs") / "default"
+    return train(TrainConfig(out=str(out)), quiet=True)
+
+
+@pytest.fixture(scope="session")
+def short_run(tmp_path_factory):
+    """A two-epoch run, for tests that need a run folder but not a good model."""
+    out = tmp_path_factory.mktemp("runs") / "short"
+    return train(TrainConfig(out=str(out), epochs=2), quiet=True)
