@@ -92,6 +92,8 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
         on_step: Callable[[], None] | None = None) -> list[dict]:
     """Train for `epochs`, validating after each; returns one metrics dict per epoch.
 
+    train_loss is the objective optimised (`loss_fn`, label smoothing included); val_loss is
+    plain cross-entropy, comparable across recipes and with the test loss.
     `on_epoch_end(metrics)` is where a caller saves checkpoints and logs; the engine itself
     writes nothing.
     """
@@ -102,7 +104,7 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
         metrics = {"epoch": epoch, **train_one_epoch(
             model, train_batches, loss_fn, optimizer,
             scheduler if scheduler_per_batch else None, on_step)}
-        val = evaluate(model, val_batches, loss_fn)
+        val = evaluate(model, val_batches)
         metrics.update(val_loss=val.loss, val_accuracy=val.accuracy, lr=lr)
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()

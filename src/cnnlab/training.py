@@ -101,7 +101,7 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     seconds = time.perf_counter() - start
     save_weights(model, run_dir / runs.WEIGHTS)
     plot_curves(history, run_dir / runs.CURVES)
-    test = evaluate(model, batches["test"], nn.CrossEntropyLoss())
+    test = evaluate(model, batches["test"])
     _log(f"test accuracy {test.accuracy:.2%} (loss {test.loss:.4f}) after {config.epochs} epochs "
          f"in {seconds:.1f} s; model saved in {run_dir}", quiet)
     return TrainResult(run_dir, history, test.loss, test.accuracy, seconds)
