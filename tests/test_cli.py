@@ -80,7 +80,7 @@ def test_predict_reports_bad_files_and_still_predicts_good_ones(default_run, tmp
     assert code == 2
     result = json.loads(out)
     assert [p["file"] for p in result["predictions"]] == [str(good)]
-    assert "notes.png is not a readable image" in err and "missing.png does not exist" in err
+    assert "notes.png is not an image file" in err and "missing.png does not exist" in err
 
 
 def test_evaluate_prints_per_class_metrics_and_a_consistent_confusion_matrix(default_run, capsys):
@@ -98,7 +98,7 @@ def test_evaluate_prints_per_class_metrics_and_a_consistent_confusion_matrix(def
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--model", "nonet"], "unknown model 'nonet'; choose one of:"),
-    (["train", "--dataset", "imagenet-22k"], "unknown data set 'imagenet-22k'; choose one of: digits"),
+    (["train", "--dataset", "imagenet-22k"], "unknown data set 'imagenet-22k'; choose one of: cifar10"),
     (["train", "--lr", "0"], "--lr must be a positive number"),
     (["train", "--batch-size", "0"], "--batch-size must be a positive whole number"),
     (["train", "--epochs", "0"], "--epochs must be a positive whole number"),

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from . import runs
-from .data.transforms import read_image
+from .data.images import decode_image
 from .errors import UserError
 from .runtime import resolve_device
 
@@ -25,7 +25,7 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
     for file in files:
         try:
             # Each file is resized on its own (sizes differ), then all go through in batches.
-            inputs.append(run.spec.preprocess(read_image(file)))
+            inputs.append(run.spec.preprocess(decode_image(file)))
             readable.append(str(file))
         except UserError as exc:
             errors.append({"file": str(file), "error": str(exc)})

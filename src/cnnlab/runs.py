@@ -5,6 +5,7 @@
     RUN/checkpoint.safetensors  resumable state (weights, optimizer, scheduler, counters)
     RUN/model.safetensors       final weights only
     RUN/curves.png              loss and accuracy per epoch
+    RUN/skipped.txt             files of the data set that could not be used, with reasons
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .models import create_model
 
 CONFIG, WEIGHTS, CHECKPOINT = "config.json", "model.safetensors", "checkpoint.safetensors"
 METRICS, CURVES, CONFUSION = "metrics.jsonl", "curves.png", "confusion.png"
+SKIPPED = "skipped.txt"
 
 
 def new_run_dir(config: TrainConfig) -> Path:
@@ -108,3 +110,8 @@ def append_metrics(run_dir: Path, metrics: dict) -> None:
 def read_metrics(run_dir: Path) -> list[dict]:
     path = Path(run_dir) / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
+    lines = [f"{file}\t{reason}" for file, reason in skipped]
+    atomic_write_text(run_dir / SKIPPED, "\n".join(lines) + "\n")

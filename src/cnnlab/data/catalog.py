@@ -1,23 +1,43 @@
-"""Named data sets -> train / validation / test splits with class names."""
+"""Named data sets -> train / validation / test splits with class names.
+
+`--dataset NAME` accepts every name in CATALOG, plus `folder:PATH` and `csv:PATH` for the
+user's own images. Sets that ship without a validation (or test) split get a fixed, seeded,
+stratified one, so runs with different --seed values share the same held-out images.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
 from sklearn.model_selection import train_test_split
 
-from ..errors import unknown_name
+from ..errors import UserError, unknown_name
+from . import files as user_files
 from . import sources
 
-# The split is fixed (not tied to --seed) so runs with different seeds share one test set.
 SPLIT_SEED = 0
+# Fractions held out where a data set has no split of its own.
+TEST_FRACTION, VAL_FRACTION = 0.2, 0.1
 
 
 @dataclass
 class Split:
-    images: torch.Tensor  # uint8, N x C x H x W
-    labels: torch.Tensor  # int64, N
+    """Images already in memory (uint8 N x C x H x W, native size)."""
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class FileSplit:
+    """Image files not yet decoded (the user's folder or CSV)."""
+    files: list[Path]
+    labels: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -27,38 +47,97 @@ class Split:
 class DataSplits:
     name: str
     classes: list[str]
-    train: Split
-    val: Split
-    test: Split
+    train: Split | FileSplit
+    val: Split | FileSplit
+    test: Split | FileSplit
+    augment: str = "none"   # the preset that suits these images (see Entry.augment)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # CSV rows that name no file
 
 
-CATALOG: dict[str, Callable[..., sources.LabelledImages]] = {
-    "digits": sources.digits,
+@dataclass(frozen=True)
+class Entry:
+    load: Callable  # (data_dir, download) or (path) -> LabelledImages | (train, test) | LabelledFiles
+    description: str
+    origin: str
+    augment: str = "flip-crop"  # digits and letters must not be mirrored: "none" for those
+
+
+def _lazy(module: str, name: str) -> Callable:
+    """Import a loader only when its data set is asked for (torchvision datasets, skimage)."""
+    return lambda *args: getattr(importlib.import_module(module, __package__), name)(*args)
+
+
+CATALOG: dict[str, Entry] = {
+    "digits": Entry(lambda d, dl: sources.digits(), "1,797 8x8 handwritten digits (scikit-learn)",
+                    "built in", "none"),
+    "lfw-faces": Entry(lambda d, dl: sources.lfw_faces(),
+                       "100 faces and 100 non-faces, 25x25 grey (scikit-image)", "built in"),
+    "shapes": Entry(_lazy(".shapes", "shapes"),
+                    "circles, squares and triangles on textured backgrounds, 32x32", "generated"),
+    "mnist": Entry(_lazy(".standard", "mnist"), "70,000 28x28 handwritten digits",
+                   "torchvision (--download)", "none"),
+    "fashion-mnist": Entry(_lazy(".standard", "fashion_mnist"), "70,000 28x28 clothing images",
+                           "torchvision (--download)"),
+    "cifar10": Entry(_lazy(".standard", "cifar10"), "60,000 32x32 colour images, 10 classes",
+                     "binary release (--download)"),
+    "cifar100": Entry(_lazy(".standard", "cifar100"), "60,000 32x32 colour images, 100 classes",
+                      "binary release (--download)"),
+    "cifar2": Entry(_lazy(".standard", "cifar2"), "airplane vs bird from CIFAR-10 (CS428)",
+                    "from cifar10"),
 }
-
-# Fractions of the whole set held out where a data set ships without splits.
-TEST_FRACTION, VAL_FRACTION = 0.2, 0.1
+USER_SETS: dict[str, Entry] = {
+    "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),
+    "csv": Entry(user_files.csv_listing, "rows of path,label (the lectures' custom Dataset)",
+                 "your files"),
+}
 
 
 def list_datasets() -> list[str]:
-    return sorted(CATALOG)
+    return sorted(CATALOG) + [f"{kind}:PATH" for kind in USER_SETS]
 
 
-def load_dataset(name: str, data_dir: str = "data") -> DataSplits:
-    """Load a catalogued data set and split it, stratified by class and seeded."""
-    if name not in CATALOG:
-        raise unknown_name("data set", name, CATALOG)
-    data = CATALOG[name]()
-    train, val, test = stratified_split(data.labels, TEST_FRACTION, VAL_FRACTION)
-    pick = lambda idx: Split(data.images[idx], data.labels[idx])  # noqa: E731
-    return DataSplits(name, data.classes, pick(train), pick(val), pick(test))
+def load_dataset(name: str, data_dir: str = "data", download: bool = False) -> DataSplits:
+    """Load a catalogued data set (or folder:PATH / csv:PATH) and split it."""
+    kind, colon, argument = name.partition(":")
+    if colon and kind in USER_SETS:
+        if not argument:
+            raise UserError(f"--dataset {kind}:PATH needs a path after the colon.")
+        entry, data = USER_SETS[kind], USER_SETS[kind].load(argument)
+    elif name in CATALOG:
+        entry, data = CATALOG[name], CATALOG[name].load(data_dir, download)
+    else:
+        raise unknown_name("data set", name, list_datasets())
+    return _split(name, entry, data)
 
 
-def stratified_split(labels: torch.Tensor, test_fraction: float, val_fraction: float):
-    """Index tensors for train, validation and test, each with the class balance of the whole."""
+def _split(name: str, entry: Entry, data) -> DataSplits:
+    if isinstance(data, tuple):  # the set's own train/test split; validation comes from train
+        train, test = data
+        fit, val = stratified_split(train.labels, VAL_FRACTION)
+        pick = lambda idx: Split(train.images[idx], train.labels[idx])  # noqa: E731
+        return DataSplits(name, train.classes, pick(fit), pick(val),
+                          Split(test.images, test.labels), entry.augment)
+    rest, test = stratified_split(data.labels, TEST_FRACTION)
+    fit, val = stratified_split(data.labels[rest], VAL_FRACTION / (1 - TEST_FRACTION))
+    fit, val = rest[fit], rest[val]
+    if isinstance(data, user_files.LabelledFiles):
+        pick = lambda idx: FileSplit([data.files[i] for i in idx], data.labels[idx])  # noqa: E731
+        problems = data.problems
+    else:
+        pick = lambda idx: Split(data.images[idx], data.labels[idx])  # noqa: E731
+        problems = []
+    return DataSplits(name, data.classes, pick(fit), pick(val), pick(test), entry.augment, problems)
+
+
+def stratified_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (kept, held out), the held-out part with the class balance of the whole."""
     everything = torch.arange(len(labels)).numpy()
-    rest, test = train_test_split(everything, test_size=test_fraction,
-                                  stratify=labels.numpy(), random_state=SPLIT_SEED)
-    train, val = train_test_split(rest, test_size=val_fraction / (1 - test_fraction),
-                                  stratify=labels.numpy()[rest], random_state=SPLIT_SEED)
-    return torch.from_numpy(train), torch.from_numpy(val), torch.from_numpy(test)
+    counts = torch.bincount(labels)
+    # Stratifying needs two examples of every class; tiny user folders fall back to random.
+    stratify = labels.numpy() if counts[counts > 0].min() >= 2 else None
+    try:
+        kept, held = train_test_split(everything, test_size=fraction, stratify=stratify,
+                                      random_state=SPLIT_SEED)
+    except ValueError:
+        kept, held = train_test_split(everything, test_size=fraction, random_state=SPLIT_SEED)
+    return torch.from_numpy(kept), torch.from_numpy(held)

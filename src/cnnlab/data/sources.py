@@ -31,3 +31,14 @@ def digits() -> LabelledImages:
     return LabelledImages(torch.from_numpy(pixels).unsqueeze(1),
                           torch.from_numpy(bunch.target).long(),
                           [str(name) for name in bunch.target_names])
+
+
+def lfw_faces() -> LabelledImages:
+    """The 100 faces and 100 non-faces (25x25 grey) from Labeled Faces in the Wild that
+    scikit-image ships for its face-detection example: a real two-class set, offline."""
+    from skimage.data import lfw_subset
+
+    pixels = np.rint(np.clip(lfw_subset(), 0, 1) * 255).astype(np.uint8)
+    labels = np.repeat([0, 1], [100, 100])  # the first 100 are faces
+    return LabelledImages(torch.from_numpy(pixels).unsqueeze(1), torch.from_numpy(labels).long(),
+                          ["face", "non-face"])

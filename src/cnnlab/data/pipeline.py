@@ -1,0 +1,139 @@
+"""From data splits to batches the model can eat, on the fast path when the data fits.
+
+    in memory (default when it fits): uint8 tensor on the device -> TensorBatches with
+        batched augmentation and normalisation (memory.py)
+    streaming: a Dataset decoding/resizing each image -> per-image transforms v2 in
+        DataLoader workers (for sets too big to hold at the model's input size)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import UserError
+from .augment import Augment, preset
+from .catalog import DataSplits, FileSplit, Split
+from .decode import decode_files, default_workers
+from .images import decode_image
+from .memory import TensorBatches, batch_transform
+from .transforms import Preprocess, channel_stats
+
+LOADING = ("auto", "memory", "stream")
+STATS_SAMPLE = 5000  # images used for mean/std when streaming
+
+
+def memory_budget(device: torch.device) -> int:
+    """A quarter of the device's memory: room left for the model, activations and the OS."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory // 4
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+
+
+class StreamDataset(Dataset):
+    """One image at a time: read (tensor row or file), size, augment, normalise."""
+
+    def __init__(self, split, preprocess: Preprocess, augment: Augment | None):
+        self.split, self.preprocess, self.augment = split, preprocess, augment
+        self.per_image = augment.per_image(preprocess.size) if augment else None
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, index: int):
+        split = self.split
+        image = decode_image(split.files[index]) if isinstance(split, FileSplit) else split.images[index]
+        image = self.preprocess.fit_size(image)
+        if self.per_image is not None:
+            image = self.per_image(image)
+        inputs = self.preprocess.normalise(image)
+        if self.augment is not None:
+            inputs = self.augment.cutout_image(inputs)
+        return inputs, split.labels[index]
+
+
+@dataclass
+class Pipeline:
+    preprocess: Preprocess
+    batches: dict            # split name -> iterable of (inputs, labels)
+    in_memory: bool
+    sizes: dict              # split name -> number of images
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, device,
+                   augment: str = "none", loading: str = "auto", workers: int | None = None,
+                   bad_files: str = "skip", seed: int = 0, only: tuple = ("train", "val", "test"),
+                   preprocess: Preprocess | None = None) -> Pipeline:
+    """Batches for the named splits; `preprocess` given (a saved run) or fitted on train."""
+    if loading not in LOADING:
+        raise UserError(f"unknown data loading '{loading}'; choose one of: {', '.join(LOADING)}.")
+    workers = default_workers() if workers is None or workers < 0 else workers
+    sizing = preprocess or Preprocess(channels, tuple(size), (0.0,) * channels, (1.0,) * channels)
+    parts = {name: getattr(splits, name) for name in only}
+    stored_bytes = sum(len(p) for p in parts.values()) * channels * size[0] * size[1]
+    in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
+    skipped = list(splits.problems)
+    if in_memory:
+        parts, more = _decode_in_memory(parts, sizing, workers, bad_files)
+    else:
+        parts, more = _check_files(parts, sizing, workers, bad_files)
+    skipped += more
+    if preprocess is None:
+        preprocess = _fit_preprocess(parts.get("train"), sizing, in_memory)
+    chosen = preset(augment)
+    batches = {name: _batches(part, preprocess, chosen if name == "train" else None, batch_size,
+                              name == "train", seed, device, in_memory, workers)
+               for name, part in parts.items()}
+    return Pipeline(preprocess, batches, in_memory, {n: len(p) for n, p in parts.items()}, skipped)
+
+
+def _decode_in_memory(parts: dict, sizing: Preprocess, workers: int, bad_files: str):
+    """Every split as uint8 at the model's size: tensors resized once, files decoded once."""
+    out, skipped = {}, []
+    for name, part in parts.items():
+        if isinstance(part, FileSplit):
+            decoded = decode_files(part.files, part.labels, sizing.fit_size, keep=True,
+                                   workers=workers, bad_files=bad_files)
+            out[name], skipped = Split(decoded.images, decoded.labels), skipped + decoded.skipped
+        else:
+            out[name] = Split(sizing.fit_size(part.images).contiguous(), part.labels)
+    return out, skipped
+
+
+def _check_files(parts: dict, sizing: Preprocess, workers: int, bad_files: str):
+    """Streaming still decodes every file once up front, so bad ones never reach training."""
+    out, skipped = {}, []
+    for name, part in parts.items():
+        if isinstance(part, FileSplit):
+            decoded = decode_files(part.files, part.labels, sizing.fit_size, keep=False,
+                                   workers=workers, bad_files=bad_files)
+            out[name], skipped = FileSplit(decoded.files, decoded.labels), skipped + decoded.skipped
+        else:
+            out[name] = part
+    return out, skipped
+
+
+def _fit_preprocess(train, sizing: Preprocess, in_memory: bool) -> Preprocess:
+    """Mean and std of the training images at the model's channels and size."""
+    if in_memory:
+        sample = train.images
+    else:  # a fixed random sample is plenty for two numbers per channel
+        pick = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
+        get = (lambda i: decode_image(train.files[i])) if isinstance(train, FileSplit) else (
+            lambda i: train.images[i])
+        sample = torch.stack([sizing.fit_size(get(int(i))) for i in pick])
+    mean, std = channel_stats(sample)
+    return Preprocess(sizing.channels, sizing.size, mean, std)
+
+
+def _batches(part, preprocess, augment, batch_size, shuffle, seed, device, in_memory, workers):
+    if in_memory:
+        return TensorBatches(part.images, part.labels, batch_size, shuffle=shuffle, seed=seed,
+                             device=device, transform=batch_transform(preprocess, augment))
+    return DataLoader(StreamDataset(part, preprocess, augment), batch_size=batch_size,
+                      shuffle=shuffle, num_workers=workers, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=workers > 0)
