@@ -29,13 +29,13 @@ class Augment:
     def sizes(self, height: int) -> tuple[int, int]:
         return round(self.pad_fraction * height), round(self.cutout_fraction * height)
 
-    def per_image(self, size: tuple[int, int]) -> v2.Compose:
+    def per_image(self, size: tuple[int, int]) -> v2.Transform:
         """uint8 image -> augmented uint8 image (cutout is applied later, see `cutout_image`)."""
         pad, _ = self.sizes(size[0])
         steps = [v2.RandomHorizontalFlip(0.5)] if self.flip else []
         if pad:
             steps.append(v2.RandomCrop(list(size), padding=pad, padding_mode="reflect"))
-        return v2.Compose(steps)
+        return v2.Compose(steps) if steps else v2.Identity()
 
     def cutout_image(self, image: torch.Tensor) -> torch.Tensor:
         """Cutout on one normalised image, with the global RNG (as v2 transforms use)."""

@@ -141,3 +141,12 @@ def stratified_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tenso
     except ValueError:
         kept, held = train_test_split(everything, test_size=fraction, random_state=SPLIT_SEED)
     return torch.from_numpy(kept), torch.from_numpy(held)
+
+
+def describe_datasets() -> list[dict]:
+    """What `cnnlab datasets` lists."""
+    rows = [{"name": name, "description": e.description, "source": e.origin, "augment": e.augment}
+            for name, e in sorted(CATALOG.items())]
+    rows += [{"name": f"{kind}:PATH", "description": e.description, "source": e.origin,
+              "augment": e.augment} for kind, e in USER_SETS.items()]
+    return rows

@@ -65,7 +65,8 @@ def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"{path} is too large to decode safely ({exc}).") from None
+        raise BadImage(f"{path} claims more pixels than PIL's bomb limit; refused without "
+                       "decoding it.") from None
     except UnidentifiedImageError:
         raise BadImage(f"{path} is not an image file PIL can read.") from None
     except (OSError, SyntaxError, ValueError) as exc:
