@@ -60,6 +60,13 @@ def test_training_on_a_messy_folder_finishes_and_writes_skipped_txt(messy_folder
     lines = (out / "skipped.txt").read_text().splitlines()
     assert sorted(Path(line.split("\t")[0]).name for line in lines) == sorted(reasons)
     assert json.loads((out / "config.json").read_text())["train"]["augment"] == "flip-crop"
+    # The run is usable like any other: evaluate its test split, predict an odd-mode file.
+    assert main(["evaluate", str(out), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] + len(report["skipped_files"]) == len(load_dataset(f"folder:{root}").test)
+    assert main(["predict", str(out), str(root / "digit1" / "odd" / "rgba.png"), "--json"]) == 0
+    top = json.loads(capsys.readouterr().out)["predictions"][0]["top"]
+    assert top[0]["class"] in ("digit0", "digit1", "digit2")
 
 
 def test_bad_files_fail_stops_at_the_first_bad_file(messy_folder, tmp_path, capsys):

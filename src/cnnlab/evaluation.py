@@ -7,7 +7,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from . import runs
 from .data import load_dataset
-from .data.memory import TensorBatches
+from .data.pipeline import build_pipeline
 from .engine import evaluate
 from .errors import UserError
 from .runtime import resolve_device
@@ -23,10 +23,11 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto")
     device = resolve_device(device)
     run = runs.load_run(run_dir, device)
     config, classes = run.spec.config, run.spec.classes
-    data = getattr(load_dataset(config.dataset, config.data_dir), split)
-    batches = TensorBatches(run.spec.preprocess(data.images), data.labels,
-                            config.batch_size, device=device)
-    result = evaluate(run.model, batches)
+    pipeline = build_pipeline(load_dataset(config.dataset, config.data_dir), 0, None,
+                              batch_size=config.batch_size, device=device,
+                              loading=config.data_loading, workers=config.workers,
+                              only=(split,), preprocess=run.spec.preprocess)
+    result = evaluate(run.model, pipeline.batches[split])
     labels, predicted = result.labels.numpy(), result.predictions.numpy()
     every_class = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -35,6 +36,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto")
     plot_confusion(matrix, classes, run.path / runs.CONFUSION)
     return {
         "run_dir": str(run.path), "split": split, "images": len(labels),
+        "skipped_files": [file for file, _ in pipeline.skipped],
         "accuracy": result.accuracy, "loss": result.loss,
         "per_class": [{"class": name, "precision": float(p), "recall": float(r), "f1": float(f),
                        "support": int(s)}

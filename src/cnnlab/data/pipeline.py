@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -67,13 +68,14 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
                    augment: str = "none", loading: str = "auto", workers: int | None = None,
                    bad_files: str = "skip", seed: int = 0, only: tuple = ("train", "val", "test"),
                    preprocess: Preprocess | None = None) -> Pipeline:
-    """Batches for the named splits; `preprocess` given (a saved run) or fitted on train."""
+    """Batches for the named splits; `preprocess` given (a saved run: channels and size are
+    then its own) or fitted on the training split."""
     if loading not in LOADING:
         raise UserError(f"unknown data loading '{loading}'; choose one of: {', '.join(LOADING)}.")
     workers = default_workers() if workers is None or workers < 0 else workers
     sizing = preprocess or Preprocess(channels, tuple(size), (0.0,) * channels, (1.0,) * channels)
     parts = {name: getattr(splits, name) for name in only}
-    stored_bytes = sum(len(p) for p in parts.values()) * channels * size[0] * size[1]
+    stored_bytes = sum(len(p) for p in parts.values()) * sizing.channels * math.prod(sizing.size)
     in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
     if in_memory:
