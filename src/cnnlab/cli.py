@@ -85,6 +85,46 @@ def cmd_predict(args) -> int:
     return 2 if result["errors"] else 0
 
 
+def cmd_conv_shape(args) -> int:
+    from .arithmetic import conv_shape, format_description
+    from .cli_convolution import options
+    result = conv_shape(**options(args))
+    _emit(args, result, format_description(result))
+    return 0
+
+
+def cmd_summary(args) -> int:
+    from .cli_convolution import options
+    from .summary import format_summary, summary
+    result = summary(**options(args))
+    _emit(args, result, format_summary(result))
+    return 0
+
+
+def cmd_explain_conv(args) -> int:
+    from .cli_convolution import options
+    from .explain import explain_conv, format_explanation
+    result = explain_conv(**options(args))
+    _emit(args, result, format_explanation(result))
+    return 0
+
+
+def cmd_explain_pool(args) -> int:
+    from .cli_convolution import options
+    from .explain import explain_pool, format_explanation
+    result = explain_pool(**options(args))
+    _emit(args, result, format_explanation(result))
+    return 0
+
+
+def cmd_kernels(args) -> int:
+    from .cli_convolution import options
+    from .kernels import format_kernel_lab, kernel_lab
+    result = kernel_lab(**options(args))
+    _emit(args, result, format_kernel_lab(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
     from . import __version__
@@ -111,6 +151,31 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
     predict.add_argument("--device", default="auto")
     predict.set_defaults(run_command=cmd_predict)
+
+    from . import cli_convolution as conv_args
+    conv_shape = commands.add_parser("conv-shape", parents=[output],
+                                     help="output size and parameters of one conv or pooling layer, formulas shown")
+    conv_args.add_conv_shape_args(conv_shape)
+    conv_shape.set_defaults(run_command=cmd_conv_shape)
+
+    summary = commands.add_parser("summary", parents=[output],
+                                  help="every layer: shape, parameters, multiply-adds, receptive field")
+    conv_args.add_summary_args(summary)
+    summary.set_defaults(run_command=cmd_summary)
+
+    explain = commands.add_parser("explain", help="convolution or pooling step by step on a small input")
+    how = explain.add_subparsers(dest="explain_command", required=True, metavar="conv|pool")
+    explain_conv = how.add_parser("conv", parents=[output], help="cross-correlation or transposed convolution")
+    conv_args.add_explain_conv_args(explain_conv)
+    explain_conv.set_defaults(run_command=cmd_explain_conv)
+    explain_pool = how.add_parser("pool", parents=[output], help="max or average pooling")
+    conv_args.add_explain_pool_args(explain_pool)
+    explain_pool.set_defaults(run_command=cmd_explain_pool)
+
+    kernels = commands.add_parser("kernels", parents=[output],
+                                  help="apply a classic image kernel to a photograph; is it separable?")
+    conv_args.add_kernels_args(kernels)
+    kernels.set_defaults(run_command=cmd_kernels)
     return parser
 
 
