@@ -62,6 +62,8 @@ def test_brightness_keeping_kernels_leave_a_flat_image_flat():
 def test_separability_by_rank():
     sobel = separability(get_kernel("sobel-x")[1])
     assert sobel["separable"] and sobel["column"] == [1, 2, 1] and sobel["row"] == [-1, 0, 1]
+    sobel_y = separability(get_kernel("sobel-y")[1])
+    assert sobel_y["column"] == [-1, 0, 1] and sobel_y["row"] == [1, 2, 1]  # 003: smoothing times difference
     assert separability(get_kernel("gaussian-blur-5")[1])["column"] == [1, 4, 6, 4, 1]
     assert separability(get_kernel("box-blur")[1])["separable"]
     assert separability(get_kernel("laplacian-8")[1])["rank"] == 2

@@ -334,6 +334,12 @@ def test_001_lecture_cnn_flattens_6_by_8_by_8():
     assert _rows(summary("lecture_cnn"))["head.0"]["output_shape"] == [384]
 
 
+def test_004_flatten_keeps_the_batch_axis():
+    # "the flatten layer doesn't flatten the batch dimension, 2 x 3 x 10 x 10 becomes 2 x 300, not 600"
+    result = summarize(nn.Sequential(nn.Flatten()), (3, 10, 10))
+    assert result["layers"][0]["output_shape"] == [300]  # per example; the batch axis stays apart
+
+
 def test_the_resnet_papers_strided_slice_shortcut_is_a_1x1_window_with_stride_2():
     class Shortcut(nn.Module):
         def forward(self, x):

@@ -82,8 +82,16 @@ def _nice(column: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     [1 2 1] and [-1 0 1] rather than unit vectors."""
     nonzero = np.abs(column[np.abs(column) > 1e-12])
     scale = nonzero.min() * np.sign(column[np.argmax(np.abs(column) > 1e-12)])
-    tidy = lambda v: np.round(v, 12) + 0.0  # noqa: E731 -- 0.9999999999999 -> 1, -0 -> 0
-    return tidy(column / scale), tidy(row * scale)
+    column, row = column / scale, row * scale
+    if (row <= 1e-12).all():  # sobel-y: [-1 0 1] down times [1 2 1] across, not [1 0 -1] times [-1 -2 -1]
+        column, row = -column, -row
+    return _snap(column), _snap(row)
+
+
+def _snap(values: np.ndarray) -> np.ndarray:
+    """0.9999999999999 -> 1 and -0 -> 0, so factors print as the whole numbers they are."""
+    whole = np.round(values)
+    return np.where(np.abs(values - whole) < 1e-9, whole, values) + 0.0
 
 
 def separability(kernel: np.ndarray) -> dict:
@@ -233,7 +241,7 @@ def _compare_passes(pixels: torch.Tensor, full: torch.Tensor, factors: dict, mod
     h, w = full.shape[-2:]
     points = [(h // 2, w // 2), (h // 4, w // 3), (h - 1, w - 1)]
     return {"max_difference": float((two - full).abs().max()), "values_compared": full.numel(),
-            "examples": [{"pixel": [r, c], "two_d": float(full[0, r, c]), "two_passes": float(two[0, r, c])}
+            "examples": [{"pixel": [r, c], "two_d": float(full[0, r, c]) + 0.0, "two_passes": float(two[0, r, c]) + 0.0}
                          for r, c in points]}
 
 
