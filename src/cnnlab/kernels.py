@@ -228,7 +228,7 @@ def _save_picture(original: np.ndarray, shown: np.ndarray, titles: tuple[str, st
         plt.close(fig)
         raise UserError(f"cannot save a picture as .{suffix}; use .png, .jpg, .pdf or .svg.")
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=suffix, dpi=100)
+    fig.savefig(buffer, format=suffix, dpi=100, bbox_inches="tight")
     plt.close(fig)
     if not target.parent.is_dir():
         raise UserError(f"folder {target.parent} does not exist.")
