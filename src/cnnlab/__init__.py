@@ -1,11 +1,21 @@
-"""cnnlab: convolutional neural networks on images, as the lectures teach them."""
+"""cnnlab: convolutional neural networks on images, as the lectures teach them.
+
+The public names load on first use (PEP 562), so `cnnlab --help` and small commands do
+not pay for importing the whole training and data stack.
+"""
+import importlib
+
 __version__ = "0.1.0"
 
-from .config import TrainConfig  # noqa: E402
-from .engine import evaluate, fit, train_one_epoch  # noqa: E402
-from .errors import UserError  # noqa: E402
-from .models import create_model, list_models, model_info  # noqa: E402
-from .training import train  # noqa: E402
+_PUBLIC = {
+    "TrainConfig": "config", "UserError": "errors", "train": "training",
+    "evaluate": "engine", "fit": "engine", "train_one_epoch": "engine",
+    "create_model": "models", "list_models": "models", "model_info": "models",
+}
+__all__ = [*_PUBLIC, "__version__"]
 
-__all__ = ["TrainConfig", "UserError", "create_model", "evaluate", "fit", "list_models",
-           "model_info", "train", "train_one_epoch", "__version__"]
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
