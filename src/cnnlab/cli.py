@@ -85,6 +85,13 @@ def cmd_predict(args) -> int:
     return 2 if result["errors"] else 0
 
 
+def cmd_models(args) -> int:
+    from .models.catalog import describe_models, format_models
+    table = describe_models()
+    _emit(args, table, format_models(table))
+    return 0
+
+
 def cmd_conv_shape(args) -> int:
     from .arithmetic import conv_shape, format_description
     from .cli_convolution import options
@@ -151,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
     predict.add_argument("--device", default="auto")
     predict.set_defaults(run_command=cmd_predict)
+
+    models = commands.add_parser("models", parents=[output],
+                                 help="registered models: family, parameters, input size, paper")
+    models.set_defaults(run_command=cmd_models)
 
     from . import cli_convolution as conv_args
     conv_shape = commands.add_parser("conv-shape", parents=[output],

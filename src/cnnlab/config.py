@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .errors import UserError
+from .layers import NORMS
 from .optim import OPTIMIZERS, SCHEDULERS
 
 
@@ -31,10 +32,19 @@ class TrainConfig:
     model: str = _opt("lenet5", "registered model name (see `cnnlab models`)")
     model_kwargs: dict = field(default_factory=dict, metadata={
         "help": "extra model arguments as KEY=VALUE, e.g. activation=relu", "metavar": "KEY=VALUE"})
+    norm: str | None = _opt(None, "normalisation layer, for models that take one (vgg, googlenet, "
+                            "resnet); default: the architecture's own", choices=tuple(NORMS))
+    weights: str | None = _opt(None, "start from pretrained weights: torchvision (its ImageNet "
+                               "weights; downloaded once, needs the network)",
+                               choices=("torchvision",))
+    weights_file: str | None = _opt(None, "start from the weights in this .pth/.pt or "
+                                    ".safetensors file (torchvision's key names)")
     dataset: str = _opt("digits", "data set name (digits is built in and needs no download)")
     data_dir: str = _opt("data", "where standard data sets are stored")
     epochs: int = _opt(30, "passes over the training set")
     batch_size: int = _opt(32, "images per optimisation step")
+    limit_batches: int = _opt(0, "use at most this many batches of each split per epoch, for a "
+                              "quick smoke run (0: all; like Lightning's limit_*_batches)")
     lr: float = _opt(0.01, "learning rate (the peak rate for onecycle)")
     momentum: float = _opt(0.9, "momentum for sgd; beta1 for adam and adamw")
     weight_decay: float = _opt(0.0, "L2 penalty (decoupled for adamw)")
@@ -60,11 +70,16 @@ class TrainConfig:
             raise UserError("--momentum and --weight-decay must not be negative.")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing!r}.")
+        if self.limit_batches < 0:
+            raise UserError(f"--limit-batches must be 0 (no limit) or more, not {self.limit_batches}.")
+        if self.weights is not None and self.weights_file is not None:
+            raise UserError("give --weights or --weights-file, not both.")
         if self.step_size <= 0 or self.gamma <= 0:
             raise UserError("--step-size and --gamma must be positive.")
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
+            unset = f.default is None and getattr(self, f.name) is None  # --norm, --weights
+            if choices and not unset and getattr(self, f.name) not in choices:
                 raise UserError(f"--{_flag(f.name)} must be one of {', '.join(choices)}, "
                                 f"not {getattr(self, f.name)!r}.")
         return self

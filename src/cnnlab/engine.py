@@ -20,9 +20,22 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from .models.base import AuxOutputs
+
 
 def _device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def training_loss(outputs, labels, loss_fn: Callable):
+    """(loss, logits). A model with auxiliary classifiers (GoogLeNet) returns AuxOutputs in
+    training mode; each side head's loss is added with its weight, as its paper trains it."""
+    if isinstance(outputs, AuxOutputs):
+        loss = loss_fn(outputs.logits, labels)
+        for weight, aux in zip(outputs.aux_weights, outputs.aux):
+            loss = loss + weight * loss_fn(aux, labels)
+        return loss, outputs.logits
+    return loss_fn(outputs, labels), outputs
 
 
 def train_one_epoch(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer,
@@ -37,8 +50,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, loss_fn: Callable, opti
     for inputs, labels in batches:
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        outputs = model(inputs)
-        loss = loss_fn(outputs, labels)
+        loss, outputs = training_loss(model(inputs), labels, loss_fn)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -5,6 +5,7 @@ are runs.py's. Nothing here knows a particular model or data set.
 """
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from .config import TrainConfig
 from .data import Preprocess, load_dataset
 from .data.memory import TensorBatches
 from .engine import evaluate, fit
-from .models import model_info
+from .models import model_info, plan_input
+from .models.weights import load_pretrained, pretrained_options
 from .optim import make_optimizer, make_scheduler
 from .runtime import resolve_device, seed_everything
 from .viz import plot_curves
@@ -55,15 +57,54 @@ def prepare(config: TrainConfig, device: torch.device):
     """The run's data, preprocessing and freshly initialised model."""
     info = model_info(config.model)  # an unknown model fails before any data is loaded
     splits = load_dataset(config.dataset, config.data_dir)
-    channels, height, width = info.input_size
+    (channels, height, width), kwargs = _model_args(config, info, splits)
     preprocess = Preprocess.fit(splits.train.images, channels, (height, width))
     spec = runs.RunSpec(config, splits.classes, {
         "num_classes": len(splits.classes), "in_channels": channels,
-        "kwargs": dict(config.model_kwargs)}, preprocess)
+        "kwargs": kwargs}, preprocess)
     batches = {name: TensorBatches(preprocess(split.images), split.labels, config.batch_size,
                                    shuffle=name == "train", seed=config.seed, device=device)
                for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
-    return spec, batches, spec.build_model().to(device)
+    if config.limit_batches:
+        batches = {name: LimitedBatches(b, config.limit_batches) for name, b in batches.items()}
+    model = spec.build_model()
+    if config.weights is not None or config.weights_file is not None:
+        load_pretrained(model, config.weights, config.weights_file)
+    return spec, batches, model.to(device)
+
+
+def _model_args(config: TrainConfig, info, splits):
+    """The model's input size (C, H, W) and options: --model-kwargs, --norm, the layout that
+    torchvision's weights need, and the stem that suits the images (models/registry.plan_input:
+    small images train ImageNet architectures through their small-input stem, not at 224x224)."""
+    kwargs = {**pretrained_options(info, config.weights), **config.model_kwargs}
+    if config.norm is not None:
+        kwargs["norm"] = config.norm
+    images = getattr(splits.train, "images", None)  # files of unknown size: the ImageNet stem
+    image_size = tuple(images.shape[-2:]) if images is not None else None
+    pretrained = config.weights is not None or config.weights_file is not None
+    (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)
+    with torch.device("meta"):  # a bad option fails now, not after the data is resized for it
+        info.build(len(splits.classes), channels, **kwargs)
+    return (channels, height, width), kwargs
+
+
+class LimitedBatches:
+    """The first `limit` batches of each pass (--limit-batches, for quick smoke runs)."""
+
+    def __init__(self, batches, limit: int):
+        self.batches, self.limit = batches, limit
+
+    def __len__(self) -> int:
+        return min(len(self.batches), self.limit)
+
+    def __iter__(self):
+        return itertools.islice(iter(self.batches), self.limit)
+
+    def __getattr__(self, name):  # anything else (labels, dataset ...) is the wrapped batches'
+        if name == "batches":
+            raise AttributeError(name)
+        return getattr(self.batches, name)
 
 
 def train(config: TrainConfig, quiet: bool = False) -> TrainResult:

@@ -1,5 +1,8 @@
 """The model zoo. Importing a family's module registers its builders."""
-from . import lecture, lenet  # noqa: F401  (registration side effect)
-from .registry import ModelInfo, create_model, list_models, model_info, register_model
+from . import (alexnet, cifar2, cifar_resnet, googlenet, lecture, lenet, resnet,  # noqa: F401
+               vgg, zfnet)
+from .registry import (ModelInfo, create_model, list_models, model_info, parameter_count,
+                       plan_input, register_model)
 
-__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model"]
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "parameter_count",
+           "plan_input", "register_model"]

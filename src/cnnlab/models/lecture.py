@@ -33,6 +33,9 @@ class LectureCNN(FeaturesHeadModel):
         )
 
 
-@register_model(family="lecture", input_size=(3, 32, 32), paper="Imperial College, Deep Learning in Python, lecture 2 (CIFAR-10 CNN)")
+# Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)): the PyTorch CIFAR-10 tutorial this network follows.
+@register_model(family="lecture", input_size=(3, 32, 32), architecture=LectureCNN,
+                mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+                paper="Imperial College, Deep Learning in Python, lecture 2 (CIFAR-10 CNN)")
 def lecture_cnn(**kwargs):
     return LectureCNN(**kwargs)

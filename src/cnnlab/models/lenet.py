@@ -30,6 +30,7 @@ class LeNet5(FeaturesHeadModel):
         )
 
 
-@register_model(family="lenet", input_size=(1, 28, 28), paper="LeCun et al. 1998, Gradient-based learning applied to document recognition")
+@register_model(family="lenet", input_size=(1, 28, 28), architecture=LeNet5,
+                paper="LeCun et al. 1998, Gradient-based learning applied to document recognition")
 def lenet5(**kwargs):
     return LeNet5(**kwargs)

@@ -1,18 +1,25 @@
 """The model registry: every architecture by name, with the facts needed to feed it.
 
 A builder is registered with its metadata (family, default input size, normalisation,
-paper); `create_model` builds it for a data set's classes and channels.
+paper); `create_model` builds it for a data set's classes and channels, checks its options,
+and loads pretrained weights when asked.
 """
 from __future__ import annotations
 
 import inspect
-import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
+import torch
 from torch import nn
 
 from ..errors import UserError, unknown_name
+
+# Images no larger than this on their longer side (digits 8, MNIST 28, CIFAR 32) train an
+# ImageNet architecture through its small-input stem rather than being blown up to 224x224.
+SMALL_IMAGE_SIDE = 64
+_BUILD_ARGS = ("num_classes", "in_channels")
 
 
 @dataclass(frozen=True)
@@ -23,20 +30,69 @@ class ModelInfo:
     paper: str
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.5,)
+    num_classes: int = 10             # the classes it was designed for (ImageNet: 1000)
+    # The smallest C, H, W the small-input stem (stem="small") takes; smaller images are
+    # resized up to it. None where the architecture is small already.
+    small_input_size: tuple[int, int, int] | None = None
+    # The class the builder forwards its keyword options to; its defaults are the options.
+    architecture: type | None = field(default=None, repr=False, compare=False)
+    # Options that give torchvision's layout of the same name, whose weights then load;
+    # None where torchvision has no weights for it.
+    torchvision: dict | None = field(default=None, compare=False)
     builder: Callable[..., nn.Module] = field(default=None, repr=False, compare=False)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Keyword options a user may pass (norm, stem, layout, dropout ...)."""
+        params = dict(inspect.signature(self.builder).parameters)
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()) and self.architecture:
+            params.update(inspect.signature(self.architecture.__init__).parameters)
+        return tuple(name for name, p in params.items() if name not in _BUILD_ARGS
+                     and p.default is not p.empty and p.kind is not p.POSITIONAL_ONLY)
+
+    @property
+    def accepts_norm(self) -> bool:
+        return "norm" in self.options
+
+    @property
+    def smallest_input_size(self) -> tuple[int, int, int]:
+        return self.small_input_size or self.input_size
+
+    def check_options(self, kwargs: dict) -> None:
+        for key in kwargs:
+            if key == "norm" and not self.accepts_norm:
+                families = sorted({i.family for i in _REGISTRY.values() if i.accepts_norm})
+                raise UserError(f"model {self.name} keeps its own normalisation; a norm can be "
+                                f"chosen for the {', '.join(families)} models.")
+            if key not in self.options:
+                raise UserError(f"model {self.name} has no option '{key}'; its options are: "
+                                f"{', '.join(self.options) or 'none'}.")
+
+    def build(self, num_classes: int | None = None, in_channels: int | None = None,
+              **kwargs) -> nn.Module:
+        self.check_options(kwargs)
+        model = self.builder(num_classes=self.num_classes if num_classes is None else num_classes,
+                             in_channels=self.input_size[0] if in_channels is None else in_channels,
+                             **kwargs)
+        model.info = self
+        return model
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
-def register_model(*, family: str, input_size, paper: str, mean=(0.5,), std=(0.5,)):
+def register_model(*, family: str, input_size, paper: str, mean=(0.5,), std=(0.5,),
+                   num_classes: int = 10, small_input_size=None, architecture=None,
+                   torchvision: dict | None = None):
     """Decorator: `@register_model(family=..., input_size=(1, 28, 28), paper=...)`."""
     def decorate(builder):
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name} is registered twice")
-        _REGISTRY[name] = ModelInfo(name, family, tuple(input_size), paper,
-                                    tuple(mean), tuple(std), builder)
+        small = tuple(small_input_size) if small_input_size else None
+        _REGISTRY[name] = ModelInfo(name, family, tuple(input_size), paper, tuple(mean),
+                                    tuple(std), num_classes, small, architecture, torchvision,
+                                    builder)
         return builder
     return decorate
 
@@ -51,26 +107,48 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
-def create_model(name: str, num_classes: int = 10, in_channels: int | None = None,
-                 weights: str | None = None, **kwargs) -> nn.Module:
-    """Build a registered model; `in_channels` defaults to what the architecture expects."""
+def create_model(name: str, num_classes: int | None = None, in_channels: int | None = None,
+                 weights: str | None = None, weights_file=None, **kwargs) -> nn.Module:
+    """Build a registered model.
+
+    num_classes and in_channels default to the architecture's own (ImageNet models: 1000 and
+    3). weights="torchvision" loads torchvision's ImageNet weights (downloaded once, when there
+    is network); weights_file loads a .pth/.pt state dict or a .safetensors file. With either,
+    a classifier of a different size than the weights' starts fresh.
+    """
     info = model_info(name)
-    if weights is not None:
-        raise UserError(f"model {name} has no pretrained weights named {weights!r}.")
-    if in_channels is None:
-        in_channels = info.input_size[0]
-    accepted = inspect.signature(info.builder).parameters
-    takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-    for key in kwargs:
-        if key not in accepted and not takes_any:
-            raise UserError(f"model {name} has no option '{key}'.")
-    try:
-        model = info.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError as exc:
-        # Builders forward **kwargs to the model class, so a misspelt option surfaces here.
-        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
-        if unexpected is None:
-            raise
-        raise UserError(f"model {name} has no option '{unexpected.group(1)}'.") from None
-    model.info = info
-    return model
+    if weights is None and weights_file is None:
+        return info.build(num_classes, in_channels, **kwargs)
+    from .weights import load_pretrained, pretrained_options
+    model = info.build(num_classes, in_channels, **{**pretrained_options(info, weights), **kwargs})
+    return load_pretrained(model, weights, weights_file)
+
+
+@lru_cache(maxsize=None)
+def parameter_count(name: str) -> int:
+    """Parameters of the default configuration, counted on the meta device (no memory, no init)."""
+    with torch.device("meta"):
+        model = create_model(name)
+    return sum(p.numel() for p in model.parameters())
+
+
+def plan_input(info: ModelInfo, image_size, kwargs: dict, pretrained: bool = False):
+    """The input size (C, H, W) to train `info`'s model on images of `image_size` (H, W; None
+    if unknown), and its options with the stem chosen.
+
+    `kwargs` may name the stem. Otherwise images up to SMALL_IMAGE_SIDE take the small-input
+    stem at their own size, raised to the stem's smallest input (digits' 8x8 stay 8x8 for a
+    ResNet, become 32x32 for VGG's five pools); larger images, and pretrained weights (trained
+    through the ImageNet stem), take the ImageNet stem at its input size.
+    """
+    if info.small_input_size is None:
+        return info.input_size, dict(kwargs)
+    stem = kwargs.get("stem")
+    if stem is None:
+        small = image_size is not None and max(image_size) <= SMALL_IMAGE_SIDE
+        stem = "small" if small and not pretrained else "imagenet"
+    if stem != "small":
+        return info.input_size, {**kwargs, "stem": stem}
+    channels, *floor = info.small_input_size
+    sides = image_size if image_size is not None else floor
+    return (channels, *(max(s, f) for s, f in zip(sides, floor))), {**kwargs, "stem": stem}
