@@ -44,7 +44,8 @@ def test_weights_for_another_class_count_keep_all_but_a_fresh_classifier(torchvi
     model = create_model("resnet18", num_classes=7, weights_file=pth_file)
     assert model.fc.out_features == 7
     torch.testing.assert_close(model.conv1.weight, torchvision_resnet18.conv1.weight)
-    torch.testing.assert_close(model.layer4[1].bn2.running_var, torchvision_resnet18.layer4[1].bn2.running_var)
+    torch.testing.assert_close(model.layer4[1].bn2.running_var,
+                               torchvision_resnet18.layer4[1].bn2.running_var)
 
 
 @pytest.mark.parametrize("name, kwargs, message", [
@@ -68,7 +69,8 @@ def test_unreadable_or_unsafe_weights_files_are_user_errors(tmp_path):
         create_model("resnet18", weights_file=tmp_path / "broken.safetensors")
     # A pickle that would run code when loaded: weights_only refuses it.
     (tmp_path / "evil.pth").write_bytes(pickle.dumps(UserError("boom"), protocol=2))
-    with pytest.raises(UserError, match=r"holds Python objects \(cnnlab.errors.UserError\) besides tensors; loading them could run code"):
+    with pytest.raises(UserError, match=r"holds Python objects \(cnnlab.errors.UserError\) "
+                                        r"besides tensors; loading them could run code"):
         create_model("resnet18", weights_file=tmp_path / "evil.pth")
     torch.save({"epoch": 3}, tmp_path / "dict.pth")
     with pytest.raises(UserError, match="does not hold a state dict"):

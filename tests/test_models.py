@@ -80,7 +80,8 @@ def _randomise_norm_statistics(model: nn.Module) -> None:
 @torch.no_grad()
 def test_torchvisions_state_dict_loads_and_gives_the_same_outputs(name, size):
     torch.manual_seed(0)
-    extra = {"aux_logits": True, "init_weights": False, "transform_input": True} if name == "googlenet" else {}
+    extra = ({"aux_logits": True, "init_weights": False, "transform_input": True}
+             if name == "googlenet" else {})
     theirs = torchvision.models.get_model(name, weights=None, num_classes=10, **extra).eval()
     _randomise_norm_statistics(theirs)
     with torch.device("meta"):  # no time spent initialising weights that are replaced
@@ -139,8 +140,9 @@ def test_feature_map_sizes_follow_the_papers():
         googlenet = create_model("googlenet").eval()
         assert googlenet.forward_features(torch.empty(1, 3, 224, 224)).shape == (1, 1024, 7, 7)
         # The small stems keep more of a 32x32 image than the ImageNet ones would.
-        assert create_model("resnet18", stem="small").forward_features(torch.empty(1, 3, 32, 32)).shape[-1] == 4
-        assert create_model("googlenet", stem="small").forward_features(torch.empty(1, 3, 32, 32)).shape[-1] == 4
+        for name in ("resnet18", "googlenet"):
+            small = create_model(name, stem="small").eval()
+            assert small.forward_features(torch.empty(1, 3, 32, 32)).shape[-1] == 4
 
 
 def test_vgg_needs_32_pixels_for_its_five_pools():
@@ -150,11 +152,16 @@ def test_vgg_needs_32_pixels_for_its_five_pools():
 
 
 def test_alexnet_options_lrn_groups_and_dropout():
-    paper = create_model("alexnet")
+    with torch.device("meta"):
+        paper = create_model("alexnet")
+        torchvisions = create_model("alexnet", layout="torchvision")
+        lrn_off = create_model("alexnet", lrn=False)
+        light = create_model("alexnet", dropout=0.2)
     assert sum(isinstance(m, LocalResponseNorm) for m in paper.modules()) == 2
     assert [m.groups for m in paper.features if isinstance(m, nn.Conv2d)] == [1, 2, 1, 2, 2]
-    assert not any(isinstance(m, nn.LocalResponseNorm) for m in create_model("alexnet", layout="torchvision").modules())
-    assert all(m.p == 0.2 for m in create_model("alexnet", dropout=0.2).modules() if isinstance(m, nn.Dropout))
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in torchvisions.modules())
+    assert not any(isinstance(m, nn.LocalResponseNorm) for m in lrn_off.modules())
+    assert all(m.p == 0.2 for m in light.modules() if isinstance(m, nn.Dropout))
 
 
 def test_googlenet_paper_layout_has_5x5_branches_and_torchvision_3x3():
@@ -171,7 +178,8 @@ def test_googlenet_aux_classifiers_only_in_training():
     assert [a.shape[1] for a in model(torch.randn(2, 3, 16, 16)).aux] == [6, 6]
     model.eval()
     assert isinstance(model(torch.randn(2, 3, 16, 16)), torch.Tensor)
-    assert isinstance(create_model("googlenet", aux_logits=False, stem="small")(torch.randn(2, 3, 16, 16)), torch.Tensor)
+    no_aux = create_model("googlenet", aux_logits=False, stem="small")
+    assert isinstance(no_aux(torch.randn(2, 3, 16, 16)), torch.Tensor)
 
 
 @pytest.mark.parametrize("name, kind", [("resnet18", nn.GroupNorm), ("resnet20", nn.GroupNorm),
@@ -193,7 +201,8 @@ def test_vgg_bn_is_vgg_with_batch_norm_and_norm_none_removes_it():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"norm": "group"}, "lenet5 keeps its own normalisation; a norm can be chosen for the googlenet, resnet, vgg models"),
+    ({"norm": "group"}, "lenet5 keeps its own normalisation; a norm can be chosen for the "
+                        "googlenet, resnet, vgg models"),
     ({"colour": "red"}, "lenet5 has no option 'colour'; its options are: activation"),
     ({"activation": "swish"}, "unknown activation 'swish'"),
 ])
@@ -239,5 +248,6 @@ def test_plan_input_chooses_the_stem_from_the_image_size(name, image, kwargs, pr
 
 
 def test_plan_input_keeps_small_architectures_at_their_own_size():
-    assert plan_input(model_info("lenet5"), (8, 8), {"activation": "relu"}) == ((1, 28, 28), {"activation": "relu"})
+    relu = {"activation": "relu"}
+    assert plan_input(model_info("lenet5"), (8, 8), relu) == ((1, 28, 28), relu)
     assert plan_input(model_info("resnet20"), (8, 8), {})[0] == (3, 32, 32)

@@ -16,8 +16,9 @@ from torch import nn
 
 from ..errors import UserError, unknown_name
 
-# Images no larger than this on their longer side (digits 8, MNIST 28, CIFAR 32) train an
-# ImageNet architecture through its small-input stem rather than being blown up to 224x224.
+# Images no larger than this on their longer side (digits 8, MNIST 28, CIFAR 32, Tiny ImageNet
+# 64) train an ImageNet architecture through its small-input stem, near their own size, rather
+# than blown up to 224x224: up to 784 times less work for the same pixels.
 SMALL_IMAGE_SIDE = 64
 _BUILD_ARGS = ("num_classes", "in_channels")
 

@@ -52,8 +52,8 @@ class VGG(FeaturesHeadModel):
     """`features`, `avgpool` (7x7), `classifier` -- the slide's class and torchvision's names.
 
     stem="small" is for small inputs (32x32 at least: five 2x2 pools take 32 to 1): the
-    convolutions are unchanged, but the head pools to 1x1 and uses 512-wide dense layers, as CIFAR-10 versions of VGG do,
-    instead of copying one pixel 49 times into a 25,088-input layer.
+    convolutions are unchanged, but the head pools to 1x1 and uses 512-wide dense layers, as
+    CIFAR-10 versions of VGG do, instead of copying one pixel 49 times into a 25,088-input layer.
     """
 
     def __init__(self, cfg: list, /, num_classes: int = 1000, in_channels: int = 3,
