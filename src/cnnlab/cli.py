@@ -34,6 +34,8 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
                   "help": f"{f.metadata.get('help', '')} (default: {default})"}
         if f.name == "model_kwargs":
             kwargs.update(nargs="+", type=_key_value, metavar="KEY=VALUE")
+        elif isinstance(default, bool):
+            kwargs.update(action=argparse.BooleanOptionalAction)
         else:
             kwargs.update(type=type(default) if default is not None else str,
                           choices=f.metadata.get("choices"))
@@ -132,6 +134,26 @@ def cmd_kernels(args) -> int:
     return 0
 
 
+def cmd_datasets(args) -> int:
+    if args.action == "stats":
+        from .data.stats import dataset_stats
+        if not args.name:
+            raise UserError("cnnlab datasets stats needs a data set name, e.g. digits.")
+        result = dataset_stats(args.name, args.data_dir, args.download)
+        human = (f"{result['dataset']}: mean {', '.join(f'{m:.4f}' for m in result['mean'])}; "
+                 f"std {', '.join(f'{s:.4f}' for s in result['std'])} over {result['images']:,} "
+                 f"training images{' (cached)' if result['cached'] else ''}")
+        _emit(args, result, human)
+        return 0
+    from .data.catalog import describe_datasets
+    rows = describe_datasets()
+    width = max(len(r["name"]) for r in rows)
+    _emit(args, {"datasets": rows}, "\n".join(
+        f"{r['name']:<{width}}  {r['description']}  [{r['source']}; augment {r['augment']}]"
+        for r in rows))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
     from . import __version__
@@ -158,6 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
     predict.add_argument("--device", default="auto")
     predict.set_defaults(run_command=cmd_predict)
+
+    datasets = commands.add_parser("datasets", parents=[output],
+                                   help="the data set catalogue; `datasets stats NAME`: mean and std")
+    datasets.add_argument("action", nargs="?", choices=("list", "stats"), default="list")
+    datasets.add_argument("name", nargs="?", help="data set for `stats`")
+    datasets.add_argument("--data-dir", default="data")
+    datasets.add_argument("--download", action="store_true")
+    datasets.set_defaults(run_command=cmd_datasets)
 
     models = commands.add_parser("models", parents=[output],
                                  help="registered models: family, parameters, input size, paper")

@@ -41,6 +41,17 @@ class TrainConfig:
                                     ".safetensors file (torchvision's key names)")
     dataset: str = _opt("digits", "data set name (digits is built in and needs no download)")
     data_dir: str = _opt("data", "where standard data sets are stored")
+    download: bool = _opt(False, "download a missing standard data set (needs the network)")
+    augment: str = _opt("auto", "training augmentation: none, flip-crop, strong, or auto (what "
+                        "suits the data set: none for digits, flip-crop for photographs)",
+                        choices=("auto", "none", "flip-crop", "strong"))
+    data_loading: str = _opt("auto", "memory (whole set on the device), stream (DataLoader "
+                             "workers), or auto (memory when it fits)",
+                             choices=("auto", "memory", "stream"))
+    workers: int = _opt(-1, "DataLoader worker processes for decoding (-1: one per core, "
+                        "leaving one free, at most 8)")
+    bad_files: str = _opt("skip", "unreadable images in folder/CSV data sets: skip (listed in "
+                          "RUN/skipped.txt) or fail", choices=("skip", "fail"))
     epochs: int = _opt(30, "passes over the training set")
     batch_size: int = _opt(32, "images per optimisation step")
     limit_batches: int = _opt(0, "use at most this many batches of each split per epoch, for a "
@@ -115,6 +126,10 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{source}: model_kwargs must be a mapping of argument names to values.")
         return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise UserError(f"{source}: {f.name} must be true or false, not {value!r}.")
     if value is None or kind in (None, str):
         return value if value is None else str(value)
     try:

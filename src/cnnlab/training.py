@@ -5,6 +5,7 @@ are runs.py's. Nothing here knows a particular model or data set.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 import time
@@ -18,8 +19,8 @@ from tqdm.auto import tqdm
 from . import runs
 from .checkpoint import save_checkpoint, save_weights
 from .config import TrainConfig
-from .data import Preprocess, load_dataset
-from .data.memory import TensorBatches
+from .data import load_dataset
+from .data.pipeline import build_pipeline
 from .engine import evaluate, fit
 from .models import model_info, plan_input
 from .models.weights import load_pretrained, pretrained_options
@@ -54,23 +55,25 @@ def _epoch_line(m: dict, epochs: int) -> str:
 
 
 def prepare(config: TrainConfig, device: torch.device):
-    """The run's data, preprocessing and freshly initialised model."""
+    """The run's spec (config as resolved), batches and freshly initialised model."""
     info = model_info(config.model)  # an unknown model fails before any data is loaded
-    splits = load_dataset(config.dataset, config.data_dir)
+    splits = load_dataset(config.dataset, config.data_dir, config.download)
+    if config.augment == "auto":
+        config = dataclasses.replace(config, augment=splits.augment)
     (channels, height, width), kwargs = _model_args(config, info, splits)
-    preprocess = Preprocess.fit(splits.train.images, channels, (height, width))
+    pipeline = build_pipeline(splits, channels, (height, width), batch_size=config.batch_size,
+                              device=device, augment=config.augment, loading=config.data_loading,
+                              workers=config.workers, bad_files=config.bad_files, seed=config.seed)
+    if config.limit_batches:
+        pipeline.batches = {name: LimitedBatches(batches, config.limit_batches)
+                            for name, batches in pipeline.batches.items()}
     spec = runs.RunSpec(config, splits.classes, {
         "num_classes": len(splits.classes), "in_channels": channels,
-        "kwargs": kwargs}, preprocess)
-    batches = {name: TensorBatches(preprocess(split.images), split.labels, config.batch_size,
-                                   shuffle=name == "train", seed=config.seed, device=device)
-               for name, split in (("train", splits.train), ("val", splits.val), ("test", splits.test))}
-    if config.limit_batches:
-        batches = {name: LimitedBatches(b, config.limit_batches) for name, b in batches.items()}
+        "kwargs": kwargs}, pipeline.preprocess)
     model = spec.build_model()
     if config.weights is not None or config.weights_file is not None:
         load_pretrained(model, config.weights, config.weights_file)
-    return spec, batches, model.to(device)
+    return spec, pipeline, model.to(device)
 
 
 def _model_args(config: TrainConfig, info, splits):
@@ -112,14 +115,20 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     config.validate()
     device = resolve_device(config.device)
     seed_everything(config.seed)
-    spec, batches, model = prepare(config, device)
+    spec, pipeline, model = prepare(config, device)
+    config, batches = spec.config, pipeline.batches
     run_dir = runs.new_run_dir(config)
     runs.write_spec(run_dir, spec)
+    if pipeline.skipped:
+        runs.write_skipped(run_dir, pipeline.skipped)
+        _log(f"skipped {len(pipeline.skipped)} unusable file(s); reasons in {run_dir / runs.SKIPPED}",
+             quiet)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(model.parameters(), config)
     scheduler, per_batch = make_scheduler(optimizer, config, len(batches["train"]))
     _log(f"training {config.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
-         f"{config.dataset} ({len(batches['train'].labels):,} training images) on {device}; "
+         f"{config.dataset} ({pipeline.sizes['train']:,} training images, "
+         f"augment {config.augment}, {'in memory' if pipeline.in_memory else 'streamed'}) on {device}; "
          f"run folder {run_dir}", quiet)
 
     bar = tqdm(total=config.epochs * len(batches["train"]), unit="batch", file=sys.stderr,
