@@ -29,8 +29,11 @@ def test_run_folder_holds_everything_needed_to_rebuild_the_run(default_run):
     config = json.loads((run_dir / "config.json").read_text())
     assert config["train"]["model"] == "lenet5" and config["classes"] == [str(d) for d in range(10)]
     assert config["preprocess"]["size"] == [28, 28]
-    checkpoint = load_checkpoint(run_dir / "checkpoint.safetensors")
-    assert checkpoint["epoch"] == 30 and checkpoint["optimizer"]["state"]
+    saved = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert saved == [f"epoch-{e:04d}-step-000000.safetensors" for e in (29, 30, 31)]  # --keep 3
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / saved[-1])
+    assert checkpoint["epoch"] == 31 and checkpoint["tally"] is None  # epoch 30 complete
+    assert checkpoint["optimizer"]["state"]
 
 
 def test_loaded_run_reproduces_the_reported_test_accuracy(default_run):

@@ -45,6 +45,11 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    if getattr(args, "resume", None):  # the run's own config.json, not the defaults
+        from .training import resume_config
+        given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if hasattr(args, f.name)}
+        return resume_config(args.resume, given)
     config = TrainConfig()
     if args.config:
         config = config.updated(load_config_file(args.config), source=f"config file {args.config}")
@@ -71,6 +76,13 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_transfer_compare(args) -> int:
+    from .transfer_compare import format_table, transfer_compare
+    table = transfer_compare(config_from_args(args), quiet=args.quiet)
+    _emit(args, table, format_table(table))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .evaluation import evaluate_run, format_report
     report = evaluate_run(args.run, split=args.split, device=args.device)
@@ -79,8 +91,14 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .predict import format_predictions, predict_files
-    result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device)
+    from .predict import format_predictions, predict_files, predict_pretrained
+    if args.pretrained:  # no run folder: the first positional is an image too
+        result = predict_pretrained(args.pretrained, [args.run, *args.images], top_k=args.top_k,
+                                    device=args.device, weights_file=args.weights_file)
+    elif not args.images:
+        raise UserError("give one or more image files after the run folder, or --pretrained MODEL.")
+    else:
+        result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device)
     _emit(args, result, format_predictions(result))
     for error in result["errors"]:
         print(f"cnnlab: {error['error']}", file=sys.stderr)
@@ -167,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(train)
     train.set_defaults(run_command=cmd_train)
 
+    compare = commands.add_parser("transfer-compare", parents=[output],
+                                  help="feature extraction vs fine-tuning vs from scratch, same budget")
+    add_config_flags(compare)
+    compare.set_defaults(run_command=cmd_transfer_compare)
+
     evaluate = commands.add_parser("evaluate", parents=[output],
                                    help="accuracy, per-class report and confusion matrix of a run")
     evaluate.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
@@ -175,8 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(run_command=cmd_evaluate)
 
     predict = commands.add_parser("predict", parents=[output], help="classify image files")
-    predict.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
-    predict.add_argument("images", metavar="IMAGE", nargs="+", help="image files")
+    predict.add_argument("run", metavar="RUN", help="run folder written by cnnlab train "
+                         "(with --pretrained: the first image)")
+    predict.add_argument("images", metavar="IMAGE", nargs="*", help="image files")
+    predict.add_argument("--pretrained", metavar="MODEL",
+                         help="ImageNet classes from this pretrained model, e.g. efficientnet_lite0")
+    predict.add_argument("--weights-file", help="with --pretrained: its weights from this file")
     predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
     predict.add_argument("--device", default="auto")
     predict.set_defaults(run_command=cmd_predict)
@@ -225,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run_command(args)
     except UserError as exc:
-        print(f"cnnlab: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"cnnlab: {'' if hasattr(exc, 'exit_code') else 'error: '}{exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         return 130

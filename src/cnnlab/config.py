@@ -39,6 +39,18 @@ class TrainConfig:
                                choices=("torchvision",))
     weights_file: str | None = _opt(None, "start from the weights in this .pth/.pt or "
                                     ".safetensors file (torchvision's key names)")
+    # Transfer learning (001, 003; transfer.py): --pretrained NAME replaces --model.
+    pretrained: str | None = _opt(None, "start from this model's ImageNet weights, with a new "
+                                  "head for the data set's classes and the input the weights "
+                                  "expect (efficientnet_lite0 works offline; torchvision's "
+                                  "need the network or --weights-file)", metavar="MODEL")
+    transfer: str = _opt("features", "with --pretrained: features (train only the new head), "
+                         "finetune (train everything) or scratch (same model, random weights)",
+                         choices=("features", "finetune", "scratch"))
+    unfreeze_after: int = _opt(0, "with --transfer features: train the whole network after "
+                               "this many epochs (0: never)")
+    backbone_lr: float = _opt(0.0, "learning rate of the pretrained layers when they train "
+                              "(0: --lr / 10)")
     dataset: str = _opt("digits", "data set name (digits is built in and needs no download)")
     data_dir: str = _opt("data", "where standard data sets are stored")
     download: bool = _opt(False, "download a missing standard data set (needs the network)")
@@ -68,6 +80,14 @@ class TrainConfig:
     device: str = _opt("auto", "cpu, cuda, cuda:N, mps, or auto (cuda, then mps, then cpu)")
     seed: int = _opt(0, "random seed for weights, shuffling and augmentation")
     out: str | None = _opt(None, "run folder (default runs/<timestamp>-<model>-<dataset>)")
+    resume: str | None = _opt(None, "continue the run in this folder exactly where its newest "
+                              "checkpoint left it (--epochs may extend it)")
+    checkpoint_every: int = _opt(0, "also checkpoint every N training steps (0: epoch ends only)")
+    keep: int = _opt(3, "checkpoints kept in RUN/checkpoints (the newest)")
+    clip_grad: float = _opt(0.0, "clip the gradient norm to this value (0: off)")
+    deterministic: bool = _opt(False, "PyTorch's deterministic algorithms only (slower; "
+                               "bit-for-bit repeatable runs on one machine)")
+    sync_bn: bool = _opt(False, "with torchrun: batch-norm statistics over all processes")
 
     def validate(self) -> "TrainConfig":
         """Reject numbers that cannot train, with the flag to fix in the message."""
@@ -85,8 +105,12 @@ class TrainConfig:
             raise UserError(f"--limit-batches must be 0 (no limit) or more, not {self.limit_batches}.")
         if self.weights is not None and self.weights_file is not None:
             raise UserError("give --weights or --weights-file, not both.")
+        if self.checkpoint_every < 0 or self.keep < 1 or self.clip_grad < 0:
+            raise UserError("--checkpoint-every and --clip-grad must not be negative, and --keep "
+                            "must be at least 1.")
         if self.step_size <= 0 or self.gamma <= 0:
             raise UserError("--step-size and --gamma must be positive.")
+        self._validate_transfer()
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             unset = f.default is None and getattr(self, f.name) is None  # --norm, --weights
@@ -94,6 +118,21 @@ class TrainConfig:
                 raise UserError(f"--{_flag(f.name)} must be one of {', '.join(choices)}, "
                                 f"not {getattr(self, f.name)!r}.")
         return self
+
+    def _validate_transfer(self) -> None:
+        if self.unfreeze_after < 0 or self.backbone_lr < 0:
+            raise UserError("--unfreeze-after and --backbone-lr must not be negative.")
+        if self.pretrained is None and (self.unfreeze_after or self.backbone_lr):
+            raise UserError("--unfreeze-after and --backbone-lr need --pretrained MODEL.")
+        if self.pretrained is not None and self.weights is not None:
+            raise UserError("--pretrained loads its own weights; drop --weights (a local copy "
+                            "of them goes in --weights-file).")
+        if self.unfreeze_after and self.transfer != "features":
+            raise UserError("--unfreeze-after is for --transfer features (finetune trains "
+                            "everything from the start).")
+        if self.unfreeze_after >= self.epochs:
+            raise UserError(f"--unfreeze-after {self.unfreeze_after} leaves no epoch to train "
+                            f"the whole network; make it less than --epochs {self.epochs}.")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

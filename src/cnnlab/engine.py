@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from .errors import UserError
 from .models.base import AuxOutputs
 
 
@@ -38,32 +39,106 @@ def training_loss(outputs, labels, loss_fn: Callable):
     return loss_fn(outputs, labels), outputs
 
 
+class NonFiniteLoss(UserError):
+    """The loss became nan or inf; training must stop before the weights are saved."""
+
+
+@dataclass
+class EpochTally:
+    """Running sums of one training epoch, kept on the device so no step waits for the host.
+
+    It is part of a mid-epoch checkpoint, so an epoch resumed after a crash reports the same
+    loss and accuracy as one that ran straight through. `finite` turns False at the first
+    non-finite loss and `first_bad_step` remembers where, still without a host sync.
+    """
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: torch.Tensor
+    finite: torch.Tensor
+    first_bad_step: torch.Tensor
+    steps: int = 0
+    seconds: float = 0.0
+    lr: float | None = None  # the learning rate the epoch started with
+
+    @classmethod
+    def new(cls, device) -> "EpochTally":
+        zero = lambda dtype: torch.zeros((), device=device, dtype=dtype)  # noqa: E731
+        return cls(zero(torch.float32), zero(torch.long), zero(torch.long),
+                   torch.ones((), device=device, dtype=torch.bool), zero(torch.long) - 1)
+
+    def add(self, loss: torch.Tensor, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        self.steps += 1
+        ok = torch.isfinite(loss.detach())
+        self.first_bad_step = torch.where(self.finite & ~ok, self.steps, self.first_bad_step)
+        self.finite &= ok
+        self.loss_sum += loss.detach() * len(labels)
+        self.correct += (outputs.detach().argmax(dim=1) == labels).sum()
+        self.seen += len(labels)
+
+    def check(self, epoch: int | str = "?") -> None:
+        """One host sync: raise NonFiniteLoss naming the epoch and step of the first bad loss."""
+        if not bool(self.finite):
+            raise NonFiniteLoss(
+                f"the loss became nan or inf at epoch {epoch}, step {int(self.first_bad_step)}; "
+                "training stopped and no checkpoint with those weights was written (try a lower "
+                "--lr or --clip-grad).")
+
+    def metrics(self) -> dict:
+        seen = int(self.seen)
+        return {"train_loss": float(self.loss_sum) / seen, "train_accuracy": int(self.correct) / seen,
+                "seconds": self.seconds, "images_per_second": seen / max(self.seconds, 1e-9)}
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+    @classmethod
+    def from_state(cls, state: dict, device) -> "EpochTally":
+        return cls(**{k: v.to(device) if isinstance(v, torch.Tensor) else v
+                      for k, v in state.items()})
+
+
+# How often, in steps, the device-side finite flag is read when nothing else reads it.
+CHECK_EVERY = 100
+
+
 def train_one_epoch(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer,
-                    scheduler=None, on_step: Callable[[], None] | None = None) -> dict:
-    """One pass over `batches` in training mode. `scheduler`, if given, steps every batch."""
+                    scheduler=None, on_step: Callable[[EpochTally], None] | None = None, *,
+                    clip_grad: float | None = None, tally: EpochTally | None = None,
+                    epoch: int | str = "?", reduce: Callable[[EpochTally], None] | None = None
+                    ) -> dict:
+    """One pass over `batches` in training mode. `scheduler`, if given, steps every batch.
+
+    `tally` continues an epoch resumed part-way (the batches then start where it stopped);
+    `reduce(tally)` sums the tally across processes before it is checked and reported.
+    """
     device = _device_of(model)
     model.train()  # dropout active, batch norm uses and updates batch statistics
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
-    start = time.perf_counter()
+    tally = tally or EpochTally.new(device)
+    if tally.lr is None:
+        tally.lr = optimizer.param_groups[0]["lr"]
+    start = time.perf_counter() - tally.seconds
     for inputs, labels in batches:
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         loss, outputs = training_loss(model(inputs), labels, loss_fn)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_grad:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        loss_sum += loss.detach() * len(labels)
-        correct += (outputs.detach().argmax(dim=1) == labels).sum()
-        seen += len(labels)
+        tally.add(loss, outputs, labels)
+        tally.seconds = time.perf_counter() - start
+        if tally.steps % CHECK_EVERY == 0:
+            tally.check(epoch)
         if on_step is not None:
-            on_step()
-    seconds = time.perf_counter() - start
-    return {"train_loss": loss_sum.item() / seen, "train_accuracy": correct.item() / seen,
-            "seconds": seconds, "images_per_second": seen / seconds}
+            on_step(tally)
+    tally.seconds = time.perf_counter() - start
+    if reduce is not None:
+        reduce(tally)
+    tally.check(epoch)
+    return tally.metrics() | {"lr": tally.lr}
 
 
 @dataclass
@@ -99,25 +174,30 @@ def evaluate(model: nn.Module, batches: Iterable, loss_fn: Callable | None = Non
 
 def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epochs: int,
         optimizer, scheduler=None, scheduler_per_batch: bool = False,
-        loss_fn: Callable | None = None, start_epoch: int = 1,
+        loss_fn: Callable | None = None, start_epoch: int = 1, tally: EpochTally | None = None,
+        clip_grad: float | None = None, reduce: Callable[[EpochTally], None] | None = None,
         on_epoch_end: Callable[[dict], None] | None = None,
-        on_step: Callable[[], None] | None = None) -> list[dict]:
-    """Train for `epochs`, validating after each; returns one metrics dict per epoch.
+        on_step: Callable[[int, EpochTally], None] | None = None) -> list[dict]:
+    """Train for `epochs` epochs numbered from `start_epoch`, validating after each; returns
+    one metrics dict per epoch.
 
     train_loss is the objective optimised (`loss_fn`, label smoothing included); val_loss is
-    plain cross-entropy, comparable across recipes and with the test loss.
-    `on_epoch_end(metrics)` is where a caller saves checkpoints and logs; the engine itself
-    writes nothing.
+    plain cross-entropy, comparable across recipes and with the test loss. `tally` resumes the
+    first epoch part-way; `reduce(tally)` sums it across processes before it is reported.
+    `on_step(epoch, tally)` and `on_epoch_end(metrics)` are where a caller checkpoints and
+    logs; the engine itself writes nothing.
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = []
     for epoch in range(start_epoch, start_epoch + epochs):
-        lr = optimizer.param_groups[0]["lr"]
+        step = None if on_step is None else (lambda t, e=epoch: on_step(e, t))
+        epoch_tally = tally if epoch == start_epoch and tally is not None else EpochTally.new(
+            _device_of(model))
         metrics = {"epoch": epoch, **train_one_epoch(
-            model, train_batches, loss_fn, optimizer,
-            scheduler if scheduler_per_batch else None, on_step)}
+            model, train_batches, loss_fn, optimizer, scheduler if scheduler_per_batch else None,
+            step, clip_grad=clip_grad, tally=epoch_tally, epoch=epoch, reduce=reduce)}
         val = evaluate(model, val_batches)
-        metrics.update(val_loss=val.loss, val_accuracy=val.accuracy, lr=lr)
+        metrics.update(val_loss=val.loss, val_accuracy=val.accuracy)
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()
         history.append(metrics)

@@ -2,7 +2,7 @@
 
     RUN/config.json             training config, model arguments, classes, preprocessing
     RUN/metrics.jsonl           one JSON line per epoch
-    RUN/checkpoint.safetensors  resumable state (weights, optimizer, scheduler, counters)
+    RUN/checkpoints/            resumable states, the newest --keep (see resume.py)
     RUN/model.safetensors       final weights only
     RUN/curves.png              loss and accuracy per epoch
     RUN/skipped.txt             files of the data set that could not be used, with reasons
@@ -24,7 +24,7 @@ from .data.transforms import Preprocess
 from .errors import UserError
 from .models import create_model
 
-CONFIG, WEIGHTS, CHECKPOINT = "config.json", "model.safetensors", "checkpoint.safetensors"
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
 METRICS, CURVES, CONFUSION = "metrics.jsonl", "curves.png", "confusion.png"
 SKIPPED = "skipped.txt"
 

@@ -7,26 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from . import runs
-from .checkpoint import save_checkpoint, save_weights
+from . import distributed, resume, runs, session, transfer
 from .config import TrainConfig
 from .data import load_dataset
 from .data.pipeline import build_pipeline
-from .engine import evaluate, fit
+from .errors import UserError
 from .models import model_info, plan_input
 from .models.weights import load_pretrained, pretrained_options
 from .optim import make_optimizer, make_scheduler
 from .runtime import resolve_device, seed_everything
-from .viz import plot_curves
 
 
 @dataclass
@@ -36,37 +32,24 @@ class TrainResult:
     test_loss: float
     test_accuracy: float
     seconds: float
+    parameters: dict = dataclasses.field(default_factory=dict)  # trainable and frozen, at the start
 
     def to_dict(self) -> dict:
         return {"run_dir": str(self.run_dir), "test_accuracy": self.test_accuracy,
                 "test_loss": self.test_loss, "epochs": len(self.history),
-                "seconds": self.seconds, "history": self.history}
+                "seconds": self.seconds, **self.parameters, "history": self.history}
 
 
-def _log(message: str, quiet: bool) -> None:
-    if not quiet:
-        tqdm.write(message, file=sys.stderr)
-
-
-def _epoch_line(m: dict, epochs: int) -> str:
-    return (f"epoch {m['epoch']:>3}/{epochs}  loss {m['train_loss']:.4f}  "
-            f"acc {m['train_accuracy']:.2%}  val_loss {m['val_loss']:.4f}  "
-            f"val_acc {m['val_accuracy']:.2%}  lr {m['lr']:.2g}  {m['images_per_second']:,.0f} img/s")
-
-
-def prepare(config: TrainConfig, device: torch.device):
+def prepare(config: TrainConfig, device: torch.device, world: distributed.World | None = None):
     """The run's spec (config as resolved), batches and freshly initialised model."""
+    if config.pretrained is not None:
+        return transfer.prepare(config, device, world)
     info = model_info(config.model)  # an unknown model fails before any data is loaded
     splits = load_dataset(config.dataset, config.data_dir, config.download)
     if config.augment == "auto":
         config = dataclasses.replace(config, augment=splits.augment)
     (channels, height, width), kwargs = _model_args(config, info, splits)
-    pipeline = build_pipeline(splits, channels, (height, width), batch_size=config.batch_size,
-                              device=device, augment=config.augment, loading=config.data_loading,
-                              workers=config.workers, bad_files=config.bad_files, seed=config.seed)
-    if config.limit_batches:
-        pipeline.batches = {name: LimitedBatches(batches, config.limit_batches)
-                            for name, batches in pipeline.batches.items()}
+    pipeline = make_pipeline(config, splits, channels, (height, width), device, world)
     spec = runs.RunSpec(config, splits.classes, {
         "num_classes": len(splits.classes), "in_channels": channels,
         "kwargs": kwargs}, pipeline.preprocess)
@@ -74,6 +57,20 @@ def prepare(config: TrainConfig, device: torch.device):
     if config.weights is not None or config.weights_file is not None:
         load_pretrained(model, config.weights, config.weights_file)
     return spec, pipeline, model.to(device)
+
+
+def make_pipeline(config: TrainConfig, splits, channels: int, size, device,
+                  world: distributed.World | None = None, preprocess=None):
+    """The data pipeline as the config asks for it, with this process's share under torchrun."""
+    world = world or distributed.World()
+    pipeline = build_pipeline(splits, channels, size, batch_size=config.batch_size,
+                              device=device, augment=config.augment, loading=config.data_loading,
+                              workers=config.workers, bad_files=config.bad_files, seed=config.seed,
+                              preprocess=preprocess, rank=world.rank, world=world.size)
+    if config.limit_batches:
+        pipeline.batches = {name: LimitedBatches(batches, config.limit_batches)
+                            for name, batches in pipeline.batches.items()}
+    return pipeline
 
 
 def _model_args(config: TrainConfig, info, splits):
@@ -104,6 +101,12 @@ class LimitedBatches:
     def __iter__(self):
         return itertools.islice(iter(self.batches), self.limit)
 
+    def state_dict(self) -> dict:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)
+
     def __getattr__(self, name):  # anything else (labels, dataset ...) is the wrapped batches'
         if name == "batches":
             raise AttributeError(name)
@@ -111,47 +114,73 @@ class LimitedBatches:
 
 
 def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
-    """Train config.model on config.dataset and write the run folder; returns test metrics."""
+    """Train config.model on config.dataset and write the run folder; returns test metrics.
+
+    With `config.resume` set to a run folder, the run continues from its newest checkpoint
+    (see `resume_config` for building that config)."""
     config.validate()
+    if config.deterministic:
+        session.deterministic_mode()
     device = resolve_device(config.device)
+    world = distributed.init_world(device.type)
+    device = distributed.device_for(world, device)
     seed_everything(config.seed)
-    spec, pipeline, model = prepare(config, device)
+    try:
+        return _train(config, device, world, quiet)
+    finally:
+        distributed.finish(world)
+
+
+def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
+    spec, pipeline, model = prepare(config, device, world)
     config, batches = spec.config, pipeline.batches
-    run_dir = runs.new_run_dir(config)
-    runs.write_spec(run_dir, spec)
-    if pipeline.skipped:
-        runs.write_skipped(run_dir, pipeline.skipped)
-        _log(f"skipped {len(pipeline.skipped)} unusable file(s); reasons in {run_dir / runs.SKIPPED}",
-             quiet)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    optimizer = make_optimizer(model.parameters(), config)
+    run_dir = Path(config.resume) if config.resume else None
+    if run_dir is None:
+        run_dir = distributed.broadcast(world, runs.new_run_dir(config) if world.main else None)
+    if world.main and not config.resume:
+        runs.write_spec(run_dir, spec)
+        if pipeline.skipped:
+            runs.write_skipped(run_dir, pipeline.skipped)
+    optimizer = make_optimizer(transfer.parameter_groups(model, config), config)
+    parameters = transfer.parameter_counts(model)
     scheduler, per_batch = make_scheduler(optimizer, config, len(batches["train"]))
-    _log(f"training {config.model} ({sum(p.numel() for p in model.parameters()):,} parameters) on "
-         f"{config.dataset} ({pipeline.sizes['train']:,} training images, "
-         f"augment {config.augment}, {'in memory' if pipeline.in_memory else 'streamed'}) on {device}; "
-         f"run folder {run_dir}", quiet)
-
-    bar = tqdm(total=config.epochs * len(batches["train"]), unit="batch", file=sys.stderr,
-               disable=quiet or not sys.stderr.isatty(), leave=False)
-
-    def end_epoch(metrics: dict) -> None:
-        runs.append_metrics(run_dir, metrics)
-        save_checkpoint(run_dir / runs.CHECKPOINT, {
-            "epoch": metrics["epoch"], "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None})
-        bar.set_postfix(epoch=metrics["epoch"], val_acc=f"{metrics['val_accuracy']:.2%}")
-        _log(_epoch_line(metrics, config.epochs), quiet)
-
+    run = session.Session(config, run_dir, distributed.wrap(model, world, config.sync_bn),
+                          optimizer, scheduler, per_batch, batches, world,
+                          nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), quiet)
+    start_epoch, tally = 1, None
+    if config.resume:
+        start_epoch, tally = run.restore(resume.load_newest(run_dir, "cpu"), device)
+        if world.main:
+            session.keep_metrics_before(run_dir, start_epoch)
+        run.log(f"resuming {run_dir} at epoch {start_epoch}"
+                f"{f', step {tally.steps}' if tally else ''}")
+    if pipeline.skipped:
+        run.log(f"skipped {len(pipeline.skipped)} unusable file(s); reasons in {run_dir / runs.SKIPPED}")
+    run.log(f"training {config.model} ({transfer.describe(model, config)}) on {config.dataset} "
+            f"({pipeline.sizes['train']:,} training images, augment {config.augment}, "
+            f"{'in memory' if pipeline.in_memory else 'streamed'}) on {device}"
+            f"{f' x {world.size} processes' if world.active else ''}; run folder {run_dir}")
     start = time.perf_counter()
-    history = fit(model, batches["train"], batches["val"], epochs=config.epochs,
-                  optimizer=optimizer, scheduler=scheduler, scheduler_per_batch=per_batch,
-                  loss_fn=loss_fn, on_epoch_end=end_epoch, on_step=lambda: bar.update(1))
-    bar.close()
+    run.run(start_epoch, tally)
     seconds = time.perf_counter() - start
-    save_weights(model, run_dir / runs.WEIGHTS)
-    plot_curves(history, run_dir / runs.CURVES)
-    test = evaluate(model, batches["test"])
-    _log(f"test accuracy {test.accuracy:.2%} (loss {test.loss:.4f}) after {config.epochs} epochs "
-         f"in {seconds:.1f} s; model saved in {run_dir}", quiet)
-    return TrainResult(run_dir, history, test.loss, test.accuracy, seconds)
+    test_loss, test_accuracy = run.finish()
+    run.log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {config.epochs} "
+            f"epochs in {seconds:.1f} s; model saved in {run_dir}")
+    return TrainResult(run_dir, runs.read_metrics(run_dir), test_loss, test_accuracy, seconds,
+                       parameters)
+
+
+# What may differ when a run is resumed: where it runs, and how long it goes on.
+RESUME_OVERRIDES = {"epochs", "device", "workers", "data_loading", "data_dir", "checkpoint_every",
+                    "keep", "resume"}
+
+
+def resume_config(run_dir: str, given: dict) -> TrainConfig:
+    """The resumed run's config: its own config.json, with only harmless overrides."""
+    changed = sorted(set(given) - RESUME_OVERRIDES)
+    if changed:
+        raise UserError(f"--resume continues a run as it was configured; "
+                        f"--{changed[0].replace('_', '-')} cannot be changed (only "
+                        f"{', '.join('--' + k.replace('_', '-') for k in sorted(RESUME_OVERRIDES - {'resume'}))}).")
+    saved = runs.read_spec(run_dir).config
+    return saved.updated({**given, "resume": str(run_dir), "augment": saved.augment})

@@ -21,35 +21,64 @@ class TensorBatches:
     """Iterable of (inputs, labels) batches, reshuffled every pass when `shuffle` is on.
 
     `transform(batch, generator)`, if given, turns each stored batch into model input
-    (for example uint8 -> augmented, normalised float).
+    (for example uint8 -> augmented, normalised float). With `world` > 1 each process takes
+    its own share (`rank`) of every shuffled pass. The position within a pass and both
+    random generators are in `state_dict()`, so a run resumed mid-epoch sees exactly the
+    batches, in the order and with the augmentations, it would have seen.
     """
 
     def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu",
-                 transform: BatchTransform | None = None):
+                 transform: BatchTransform | None = None, rank: int = 0, world: int = 1):
         self.inputs = inputs.to(device)
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.transform = transform
-        # Shuffling draws on the CPU (cheap, portable state); augmentation on the device,
-        # so random masks and offsets are made where the images are.
+        self.rank, self.world = rank, world
+        # Shuffling draws on the CPU (cheap, portable state) with the same seed on every
+        # process, so the shares never overlap; augmentation draws on the device, per process.
         self.generator = torch.Generator().manual_seed(seed)
-        self.augment_generator = torch.Generator(device=self.inputs.device).manual_seed(seed + 1)
+        self.augment_generator = torch.Generator(device=self.inputs.device).manual_seed(
+            seed + 1 + rank)
+        self.position = 0          # batches handed out in the current pass
+        self._pass_start = self.generator.get_state()
+        self._resume_at = 0
+
+    def _share(self) -> int:
+        return len(self.labels) // self.world if self.world > 1 else len(self.labels)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.labels) / self.batch_size)
+        return math.ceil(self._share() / self.batch_size)
 
     def __iter__(self):
         n = len(self.labels)
+        self._pass_start = self.generator.get_state()
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world > 1:  # equal shares, so every process takes the same number of steps
+            order = order[self.rank::self.world][:self._share()]
         order = order.to(self.labels.device)
-        for start in range(0, n, self.batch_size):
+        first, self._resume_at = self._resume_at, 0
+        for self.position, start in enumerate(range(first * self.batch_size, len(order),
+                                                     self.batch_size), start=first + 1):
             index = order[start:start + self.batch_size]
             inputs = self.inputs[index]
             if self.transform is not None:
                 inputs = self.transform(inputs, self.augment_generator)
             yield inputs, self.labels[index]
+        self.position = 0
+
+    def state_dict(self) -> dict:
+        """Where the current pass began, how far it got, and the augmenter's state now."""
+        pass_start = self._pass_start if self.position else self.generator.get_state()
+        return {"pass_start": pass_start, "position": self.position,
+                "augment": self.augment_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The next pass replays the interrupted one from its start, skipping what was done."""
+        self.generator.set_state(state["pass_start"])
+        self.augment_generator.set_state(state["augment"].to(torch.uint8).cpu())
+        self._resume_at = int(state["position"])
 
 
 def batch_transform(preprocess: Preprocess, augment: Augment | None = None) -> BatchTransform:

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..errors import UserError
 from .augment import Augment, preset
@@ -67,7 +67,7 @@ class Pipeline:
 def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, device,
                    augment: str = "none", loading: str = "auto", workers: int | None = None,
                    bad_files: str = "skip", seed: int = 0, only: tuple = ("train", "val", "test"),
-                   preprocess: Preprocess | None = None) -> Pipeline:
+                   preprocess: Preprocess | None = None, rank: int = 0, world: int = 1) -> Pipeline:
     """Batches for the named splits; `preprocess` given (a saved run: channels and size are
     then its own) or fitted on the training split."""
     if loading not in LOADING:
@@ -86,8 +86,10 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     if preprocess is None:
         preprocess = _fit_preprocess(parts.get("train"), sizing, in_memory)
     chosen = preset(augment)
+    # Each process trains on its share; every process evaluates the whole of val and test.
     batches = {name: _batches(part, preprocess, chosen if name == "train" else None, batch_size,
-                              name == "train", seed, device, in_memory, workers)
+                              name == "train", seed, device, in_memory, workers,
+                              *((rank, world) if name == "train" else (0, 1)))
                for name, part in parts.items()}
     return Pipeline(preprocess, batches, in_memory, {n: len(p) for n, p in parts.items()}, skipped)
 
@@ -131,11 +133,51 @@ def _fit_preprocess(train, sizing: Preprocess, in_memory: bool) -> Preprocess:
     return Preprocess(sizing.channels, sizing.size, mean, std)
 
 
-def _batches(part, preprocess, augment, batch_size, shuffle, seed, device, in_memory, workers):
+class StreamBatches:
+    """A DataLoader that can resume a pass: its generator decides the order and the workers'
+    seeds, so replaying a pass from the generator's saved state and dropping the batches
+    already used gives the interrupted pass exactly (at the cost of decoding them again)."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+        self.generator = loader.generator
+        self.position, self.passes, self._resume_at = 0, 0, 0
+        self._pass_start = self.generator.get_state()
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        self._pass_start = self.generator.get_state()
+        if isinstance(self.loader.sampler, DistributedSampler):
+            self.loader.sampler.set_epoch(self.passes)
+        self.passes += 1
+        first, self._resume_at = self._resume_at, 0
+        for self.position, batch in enumerate(self.loader, start=1):
+            if self.position > first:
+                yield batch
+        self.position = 0
+
+    def state_dict(self) -> dict:
+        pass_start = self._pass_start if self.position else self.generator.get_state()
+        return {"pass_start": pass_start, "position": self.position,
+                "passes": self.passes - (1 if self.position else 0)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["pass_start"])
+        self._resume_at, self.passes = int(state["position"]), int(state["passes"])
+
+
+def _batches(part, preprocess, augment, batch_size, shuffle, seed, device, in_memory, workers,
+             rank=0, world=1):
     if in_memory:
         return TensorBatches(part.images, part.labels, batch_size, shuffle=shuffle, seed=seed,
-                             device=device, transform=batch_transform(preprocess, augment))
-    return DataLoader(StreamDataset(part, preprocess, augment), batch_size=batch_size,
-                      shuffle=shuffle, num_workers=workers, pin_memory=device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed),
-                      persistent_workers=workers > 0)
+                             device=device, transform=batch_transform(preprocess, augment),
+                             rank=rank, world=world)
+    dataset = StreamDataset(part, preprocess, augment)
+    sampler = (DistributedSampler(dataset, world, rank, shuffle=shuffle, seed=seed, drop_last=True)
+               if world > 1 else None)
+    return StreamBatches(DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=workers, pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0))
