@@ -71,8 +71,8 @@ def _emit(args, result: dict, human: str) -> None:
 def cmd_train(args) -> int:
     from .training import train
     result = train(config_from_args(args), quiet=args.quiet)
-    summary = {k: v for k, v in result.to_dict().items() if k != "history"}
-    _emit(args, summary, "")
+    if result.main:
+        _emit(args, {k: v for k, v in result.to_dict().items() if k != "history"}, "")
     return 0
 
 

@@ -33,6 +33,7 @@ class TrainResult:
     test_accuracy: float
     seconds: float
     parameters: dict = dataclasses.field(default_factory=dict)  # trainable and frozen, at the start
+    main: bool = True  # False on the other processes of a torchrun job: they report nothing
 
     def to_dict(self) -> dict:
         return {"run_dir": str(self.run_dir), "test_accuracy": self.test_accuracy,
@@ -167,7 +168,7 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     run.log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {config.epochs} "
             f"epochs in {seconds:.1f} s; model saved in {run_dir}")
     return TrainResult(run_dir, runs.read_metrics(run_dir), test_loss, test_accuracy, seconds,
-                       parameters)
+                       parameters, world.main)
 
 
 # What may differ when a run is resumed: where it runs, and how long it goes on.
