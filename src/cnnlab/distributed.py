@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .errors import UserError
+
 
 @dataclass(frozen=True)
 class World:
@@ -54,9 +56,12 @@ def device_for(world: World, device: torch.device) -> torch.device:
 def wrap(model: nn.Module, world: World, sync_bn: bool) -> nn.Module:
     if not world.active:
         return model
+    on_gpu = next(model.parameters()).is_cuda
+    if sync_bn and not on_gpu:
+        raise UserError("--sync-bn needs GPUs: PyTorch's SyncBatchNorm runs only on CUDA.")
     if sync_bn:  # batch statistics over the global batch, not each process's share
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    device_ids = [world.local_rank] if next(model.parameters()).is_cuda else None
+    device_ids = [world.local_rank] if on_gpu else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
