@@ -114,3 +114,13 @@ def test_streaming_gives_the_same_batches_as_memory(messy_folder):
     assert memory.preprocess == stream.preprocess  # small sets: the sample is the whole split
     for (a, la), (b, lb) in zip(memory.batches["test"], stream.batches["test"]):
         assert torch.equal(la, lb) and torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_folder_of_small_images_trains_imagenet_models_through_the_small_stem(messy_folder,
+                                                                               tmp_path):
+    root, _, _ = messy_folder
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{root}", "--model", "resnet18", "--epochs", "1",
+                 "--limit-batches", "1", "--workers", "0", "--out", str(out), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["kwargs"]["stem"] == "small" and config["preprocess"]["size"][0] <= 64

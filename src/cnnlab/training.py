@@ -17,6 +17,7 @@ from torch import nn
 from . import distributed, resume, runs, session, transfer
 from .config import TrainConfig
 from .data import load_dataset
+from .data.catalog import typical_size
 from .data.pipeline import build_pipeline
 from .errors import UserError
 from .models import model_info, plan_input
@@ -81,8 +82,7 @@ def _model_args(config: TrainConfig, info, splits):
     kwargs = {**pretrained_options(info, config.weights), **config.model_kwargs}
     if config.norm is not None:
         kwargs["norm"] = config.norm
-    images = getattr(splits.train, "images", None)  # files of unknown size: the ImageNet stem
-    image_size = tuple(images.shape[-2:]) if images is not None else None
+    image_size = typical_size(splits.train)
     pretrained = config.weights is not None or config.weights_file is not None
     (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)
     with torch.device("meta"):  # a bad option fails now, not after the data is resized for it

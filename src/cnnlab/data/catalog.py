@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from ..errors import UserError, unknown_name
@@ -90,6 +91,24 @@ USER_SETS: dict[str, Entry] = {
     "csv": Entry(user_files.csv_listing, "rows of path,label (the lectures' custom Dataset)",
                  "your files"),
 }
+
+
+def typical_size(split: Split | FileSplit, sample: int = 32) -> tuple[int, int] | None:
+    """(H, W) of the images: the tensor's, or the median of a few files' headers (nothing is
+    decoded); None when no file can be read."""
+    if isinstance(split, Split):
+        return tuple(split.images.shape[-2:])
+    sizes = []
+    for path in split.files[:sample]:
+        try:
+            with Image.open(path) as img:
+                sizes.append(img.size[::-1])
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            continue  # decode.py reports these files; here they only do not count
+    if not sizes:
+        return None
+    heights, widths = sorted(h for h, _ in sizes), sorted(w for _, w in sizes)
+    return heights[len(sizes) // 2], widths[len(sizes) // 2]
 
 
 def list_datasets() -> list[str]:
