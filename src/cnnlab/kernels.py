@@ -179,17 +179,11 @@ def load_image(image: str | None, sample: str | None) -> tuple[str, torch.Tensor
 
 
 def read_image_file(path: str) -> np.ndarray:
-    """Any image Pillow reads, as uint8 H x W or H x W x 3; a bad path is a UserError."""
-    from pathlib import Path
-
-    from PIL import Image, UnidentifiedImageError
-    if not Path(path).is_file():
-        raise UserError(f"{path} does not exist or is not a file.")
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L" if img.mode in ("1", "L", "I", "I;16", "F") else "RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path} is not a readable image ({type(exc).__name__}).") from None
+    """Any image file, as uint8 H x W or H x W x 3, converted and rotated as data/images.py
+    does for training (16-bit scaled, EXIF applied); a bad path is a UserError."""
+    from .data.images import decode_image
+    image = decode_image(path).numpy()
+    return image[0] if image.shape[0] == 1 else np.moveaxis(image, 0, -1)
 
 
 # ----------------------------------------------------------------------------- the lab
