@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 
@@ -112,44 +113,22 @@ def cmd_models(args) -> int:
     return 0
 
 
-def cmd_conv_shape(args) -> int:
-    from .arithmetic import conv_shape, format_description
-    from .cli_convolution import options
-    result = conv_shape(**options(args))
-    _emit(args, result, format_description(result))
-    return 0
+def _wired(module: str, function: str, formatter: str):
+    """A subcommand that hands its options to one library function and prints the result."""
+    def run(args) -> int:
+        from .cli_convolution import options
+        library = importlib.import_module(f".{module}", __package__)
+        result = getattr(library, function)(**options(args))
+        _emit(args, result, getattr(library, formatter)(result))
+        return 0
+    return run
 
 
-def cmd_summary(args) -> int:
-    from .cli_convolution import options
-    from .summary import format_summary, summary
-    result = summary(**options(args))
-    _emit(args, result, format_summary(result))
-    return 0
-
-
-def cmd_explain_conv(args) -> int:
-    from .cli_convolution import options
-    from .explain import explain_conv, format_explanation
-    result = explain_conv(**options(args))
-    _emit(args, result, format_explanation(result))
-    return 0
-
-
-def cmd_explain_pool(args) -> int:
-    from .cli_convolution import options
-    from .explain import explain_pool, format_explanation
-    result = explain_pool(**options(args))
-    _emit(args, result, format_explanation(result))
-    return 0
-
-
-def cmd_kernels(args) -> int:
-    from .cli_convolution import options
-    from .kernels import format_kernel_lab, kernel_lab
-    result = kernel_lab(**options(args))
-    _emit(args, result, format_kernel_lab(result))
-    return 0
+cmd_conv_shape = _wired("arithmetic", "conv_shape", "format_description")
+cmd_summary = _wired("summary", "summary", "format_summary")
+cmd_explain_conv = _wired("explain", "explain_conv", "format_explanation")
+cmd_explain_pool = _wired("explain", "explain_pool", "format_explanation")
+cmd_kernels = _wired("kernels", "kernel_lab", "format_kernel_lab")
 
 
 def cmd_datasets(args) -> int:

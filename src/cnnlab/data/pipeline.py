@@ -78,10 +78,7 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     stored_bytes = sum(len(p) for p in parts.values()) * sizing.channels * math.prod(sizing.size)
     in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
-    if in_memory:
-        parts, more = _decode_in_memory(parts, sizing, workers, bad_files)
-    else:
-        parts, more = _check_files(parts, sizing, workers, bad_files)
+    parts, more = _decode_splits(parts, sizing, workers, bad_files, keep=in_memory)
     skipped += more
     if preprocess is None:
         preprocess = _fit_preprocess(parts.get("train"), sizing, in_memory)
@@ -94,29 +91,20 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     return Pipeline(preprocess, batches, in_memory, {n: len(p) for n, p in parts.items()}, skipped)
 
 
-def _decode_in_memory(parts: dict, sizing: Preprocess, workers: int, bad_files: str):
-    """Every split as uint8 at the model's size: tensors resized once, files decoded once."""
+def _decode_splits(parts: dict, sizing: Preprocess, workers: int, bad_files: str, keep: bool):
+    """Every file is decoded once up front, so bad ones are reported before training starts.
+    With `keep` (in memory) every split becomes uint8 at the model's size; otherwise files
+    stay files (minus the bad ones) and tensors stay as they are, for the streaming path."""
     out, skipped = {}, []
     for name, part in parts.items():
         if isinstance(part, FileSplit):
-            decoded = decode_files(part.files, part.labels, sizing.fit_size, keep=True,
+            decoded = decode_files(part.files, part.labels, sizing.fit_size, keep=keep,
                                    workers=workers, bad_files=bad_files)
-            out[name], skipped = Split(decoded.images, decoded.labels), skipped + decoded.skipped
+            skipped += decoded.skipped
+            out[name] = (Split(decoded.images, decoded.labels) if keep
+                         else FileSplit(decoded.files, decoded.labels))
         else:
-            out[name] = Split(sizing.fit_size(part.images).contiguous(), part.labels)
-    return out, skipped
-
-
-def _check_files(parts: dict, sizing: Preprocess, workers: int, bad_files: str):
-    """Streaming still decodes every file once up front, so bad ones never reach training."""
-    out, skipped = {}, []
-    for name, part in parts.items():
-        if isinstance(part, FileSplit):
-            decoded = decode_files(part.files, part.labels, sizing.fit_size, keep=False,
-                                   workers=workers, bad_files=bad_files)
-            out[name], skipped = FileSplit(decoded.files, decoded.labels), skipped + decoded.skipped
-        else:
-            out[name] = part
+            out[name] = Split(sizing.fit_size(part.images).contiguous(), part.labels) if keep else part
     return out, skipped
 
 
