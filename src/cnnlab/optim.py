@@ -27,8 +27,9 @@ SCHEDULERS = {
     "cosine": (lambda opt, c, steps: torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=c.epochs), False),
     # One-cycle warms up to --lr and anneals within the run, so it must step every batch.
+    # Each parameter group peaks at its own rate (transfer learning: backbone below head).
     "onecycle": (lambda opt, c, steps: torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=c.lr, total_steps=c.epochs * steps), True),
+        opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=c.epochs * steps), True),
 }
 
 

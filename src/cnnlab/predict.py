@@ -1,4 +1,8 @@
-"""`cnnlab predict RUN IMAGE...`: top-k classes for image files, preprocessed as in training."""
+"""`cnnlab predict RUN IMAGE...`: top-k classes for image files, preprocessed as in training.
+
+`cnnlab predict --pretrained MODEL IMAGE...` does the same with a pretrained ImageNet model and
+its 1000 classes, fed the way its weights expect (pretrained.py), with no training at all.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,12 +24,29 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
         raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
     device = resolve_device(device)
     run = runs.load_run(run_dir, device)
-    classes = run.spec.classes
+    return classify(run.model, run.spec.preprocess, run.spec.classes, files, top_k, device)
+
+
+def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str = "auto",
+                       weights_file=None) -> dict:
+    """ImageNet classes for image files from a pretrained model, e.g. efficientnet_lite0."""
+    from .pretrained import imagenet_classes, pretrained_model
+    if top_k <= 0:
+        raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
+    device = resolve_device(device)
+    model, record = pretrained_model(name, weights_file)
+    return classify(model.to(device).eval(), record.preprocess, imagenet_classes(), files,
+                    top_k, device)
+
+
+def classify(model, preprocess, classes: list[str], files: list[str], top_k: int,
+             device) -> dict:
+    """Top-k classes of `model` (in evaluation mode) for each readable file."""
     inputs, readable, errors = [], [], []
     for file in files:
         try:
             # Each file is resized on its own (sizes differ), then all go through in batches.
-            inputs.append(run.spec.preprocess(decode_image(file)))
+            inputs.append(preprocess(decode_image(file)))
             readable.append(str(file))
         except UserError as exc:
             errors.append({"file": str(file), "error": str(exc)})
@@ -33,7 +54,7 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
     for start in range(0, len(inputs), BATCH):
         with torch.no_grad():
             batch = torch.stack(inputs[start:start + BATCH]).to(device)
-            probabilities = run.model(batch).softmax(dim=1).cpu()
+            probabilities = model(batch).softmax(dim=1).cpu()
         for file, row in zip(readable[start:start + BATCH], probabilities):
             best = row.topk(min(top_k, len(classes)))
             predictions.append({"file": file, "top": [

@@ -2,13 +2,15 @@
 
 The same Preprocess (channels, size, mean, std) is applied to the training set, recorded in
 RUN/config.json, and rebuilt by evaluate and predict, so a user's PNG gets the treatment the
-training images got.
+training images got. Pretrained weights bring their own: ImageNet models were evaluated by
+resizing the shorter side (to 256) and cutting out the centre (224x224), so `resize` does that.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
 import torch
+from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import UserError
@@ -28,19 +30,30 @@ def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     raise UserError(f"cannot turn {have}-channel images into {channels}-channel input.")
 
 
+INTERPOLATIONS = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+                  "nearest": InterpolationMode.NEAREST}
+
+
 @dataclass
 class Preprocess:
     channels: int
     size: tuple[int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    # Shorter side before a centre crop to `size`; None: resize straight to `size`.
+    resize: int | None = None
+    interpolation: str = "bilinear"
 
     def fit_size(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> uint8 images with the model's channels and size."""
         images = to_channels(images, self.channels)
+        mode = INTERPOLATIONS[self.interpolation]
+        if self.resize is not None:
+            images = F.resize(images, [self.resize], interpolation=mode, antialias=True)
+            return F.center_crop(images, list(self.size))
         if tuple(images.shape[-2:]) == tuple(self.size):
             return images
-        return F.resize(images, list(self.size), antialias=True)
+        return F.resize(images, list(self.size), interpolation=mode, antialias=True)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images at the model's size -> normalised float32 model input."""
@@ -56,8 +69,12 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Preprocess":
-        return cls(values["channels"], tuple(values["size"]),
-                   tuple(values["mean"]), tuple(values["std"]))
+        # resize and interpolation came later: a config.json without them resized straight.
+        interpolation = values.get("interpolation", "bilinear")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"unknown interpolation {interpolation!r}")
+        return cls(values["channels"], tuple(values["size"]), tuple(values["mean"]),
+                   tuple(values["std"]), values.get("resize"), interpolation)
 
     @classmethod
     def fit(cls, images: torch.Tensor, channels: int, size) -> "Preprocess":

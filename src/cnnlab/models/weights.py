@@ -61,7 +61,9 @@ def read_weights_file(path) -> dict[str, torch.Tensor]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        # torch words it 'Unsupported global: GLOBAL x', or for a blocked module such as os
+        # 'unsupported GLOBAL posix.system whose module posix is blocked'.
+        found = re.search(r"[Uu]nsupported (?:global: )?GLOBAL (\S+)", str(exc))
         if found is None:
             raise UserError(f"{path} is not a readable weights file.") from None
         raise UserError(f"{path} holds Python objects ({found.group(1)}) besides tensors; "
