@@ -131,6 +131,48 @@ cmd_explain_pool = _wired("explain", "explain_pool", "format_explanation")
 cmd_kernels = _wired("kernels", "kernel_lab", "format_kernel_lab")
 
 
+def cmd_featuremaps(args) -> int:
+    from .cli_inspect import subject_options
+    from .featuremaps import featuremaps, format_featuremaps
+    result = featuremaps(**subject_options(args), layers=args.layers, channels=args.channels,
+                         out=args.out).to_dict()
+    _emit(args, result, format_featuremaps(result))
+    return 0
+
+
+def cmd_filters(args) -> int:
+    from .cli_inspect import subject_options
+    from .filters import filters, format_filters
+    result = filters(**subject_options(args, wants_image=False), layer=args.layer,
+                     out=args.out).to_dict()
+    _emit(args, result, format_filters(result))
+    return 0
+
+
+def cmd_gradcam(args) -> int:
+    from .cli_inspect import subject_options
+    from .gradcam import format_gradcam, gradcam
+    result = gradcam(**subject_options(args), target=args.target, layer=args.layer,
+                     out=args.out).to_dict()
+    _emit(args, result, format_gradcam(result))
+    return 0
+
+
+def cmd_receptive_field(args) -> int:
+    from .receptive_picture import format_receptive_field, receptive_field
+    result = receptive_field(args.model, args.layer, image=args.image, sample=args.sample,
+                             input=args.input, unit=args.unit, out=args.out).to_dict()
+    _emit(args, result, format_receptive_field(result))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import build_report, format_report_result
+    result = build_report(args.run, out=args.out, device=args.device)
+    _emit(args, result, format_report_result(result))
+    return 0
+
+
 def cmd_datasets(args) -> int:
     if args.action == "stats":
         from .data.stats import dataset_stats
@@ -223,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="apply a classic image kernel to a photograph; is it separable?")
     conv_args.add_kernels_args(kernels)
     kernels.set_defaults(run_command=cmd_kernels)
+
+    from . import cli_inspect as inspect_args
+    for name, add_args, command, about in (
+            ("featuremaps", inspect_args.add_featuremaps_args, cmd_featuremaps,
+             "activation maps of each convolution stage for one image"),
+            ("filters", inspect_args.add_filters_args, cmd_filters,
+             "learned kernels as images (the first layer in colour)"),
+            ("gradcam", inspect_args.add_gradcam_args, cmd_gradcam,
+             "Grad-CAM heat map: where the evidence for a class lies in the image"),
+            ("receptive-field", inspect_args.add_receptive_field_args, cmd_receptive_field,
+             "the input region one unit sees, by arithmetic and by its gradient"),
+            ("report", inspect_args.add_report_args, cmd_report,
+             "one self-contained HTML page about a run")):
+        sub = commands.add_parser(name, parents=[output], help=about)
+        add_args(sub)
+        sub.set_defaults(run_command=command)
     return parser
 
 

@@ -84,6 +84,8 @@ class TrainConfig:
                               "checkpoint left it (--epochs may extend it)")
     checkpoint_every: int = _opt(0, "also checkpoint every N training steps (0: epoch ends only)")
     keep: int = _opt(3, "checkpoints kept in RUN/checkpoints (the newest)")
+    tensorboard: bool = _opt(False, "also write scalars and sample images for TensorBoard to "
+                             "RUN/tensorboard (needs the extra cnnlab[tensorboard])")
     clip_grad: float = _opt(0.0, "clip the gradient norm to this value (0: off)")
     deterministic: bool = _opt(False, "PyTorch's deterministic algorithms only (slower; "
                                "bit-for-bit repeatable runs on one machine)")

@@ -5,6 +5,9 @@
     RUN/checkpoints/            resumable states, the newest --keep (see resume.py)
     RUN/model.safetensors       final weights only
     RUN/curves.png              loss and accuracy per epoch
+    RUN/confusion.png, per_class.png, top_losses.png, reliability.png   from `cnnlab evaluate`
+    RUN/report.html             everything above in one page (`cnnlab report`)
+    RUN/tensorboard/            event files for TensorBoard (`cnnlab train --tensorboard`)
     RUN/skipped.txt             files of the data set that could not be used, with reasons
 """
 from __future__ import annotations
@@ -26,6 +29,8 @@ from .models import create_model
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 METRICS, CURVES, CONFUSION = "metrics.jsonl", "curves.png", "confusion.png"
+PER_CLASS, TOP_LOSSES, RELIABILITY = "per_class.png", "top_losses.png", "reliability.png"
+REPORT, TENSORBOARD = "report.html", "tensorboard"
 SKIPPED = "skipped.txt"
 
 

@@ -65,6 +65,8 @@ class Session:
     loss_fn: object = None
     quiet: bool = False
     history: list = field(default_factory=list)
+    # Called with each epoch's metrics after the run's own bookkeeping (tensorboard_log.py).
+    epoch_hooks: list = field(default_factory=list)
 
     def log(self, message: str) -> None:
         if not self.quiet and self.world.main:
@@ -128,6 +130,8 @@ class Session:
                 if transfer.after_epoch(distributed.unwrap(self.model), config, metrics["epoch"]):
                     self.log(f"unfroze the backbone after epoch {metrics['epoch']}: "
                              f"{transfer.describe(distributed.unwrap(self.model), config)}")
+                for hook in self.epoch_hooks:
+                    hook(metrics)
 
             history = fit(self.model, self.batches["train"], self.batches["val"],
                           epochs=config.epochs - start_epoch + 1, start_epoch=start_epoch,

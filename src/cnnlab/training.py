@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from . import distributed, resume, runs, session, transfer
+from . import tensorboard_log
 from .config import TrainConfig
 from .data import load_dataset
 from .data.catalog import typical_size
@@ -120,6 +121,8 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     With `config.resume` set to a run folder, the run continues from its newest checkpoint
     (see `resume_config` for building that config)."""
     config.validate()
+    if config.tensorboard:
+        tensorboard_log.require()  # before the run folder is made, not after
     if config.deterministic:
         session.deterministic_mode()
     device = resolve_device(config.device)
@@ -162,7 +165,8 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
             f"{'in memory' if pipeline.in_memory else 'streamed'}) on {device}"
             f"{f' x {world.size} processes' if world.active else ''}; run folder {run_dir}")
     start = time.perf_counter()
-    run.run(start_epoch, tally)
+    with tensorboard_log.attached(run, spec, start_epoch):
+        run.run(start_epoch, tally)
     seconds = time.perf_counter() - start
     test_loss, test_accuracy = run.finish()
     run.log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {config.epochs} "
@@ -173,7 +177,7 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
 
 # What may differ when a run is resumed: where it runs, and how long it goes on.
 RESUME_OVERRIDES = {"epochs", "device", "workers", "data_loading", "data_dir", "checkpoint_every",
-                    "keep", "resume"}
+                    "keep", "resume", "tensorboard"}
 
 
 def resume_config(run_dir: str, given: dict) -> TrainConfig:

@@ -1,4 +1,8 @@
-"""Pictures of a run: learning curves and the confusion matrix."""
+"""Pictures of a run: learning curves and the confusion matrix.
+
+The other pictures have modules of their own: eval_plots.py (per-class scores, top losses,
+reliability), featuremaps.py, filters.py, gradcam.py and receptive_picture.py.
+"""
 from __future__ import annotations
 
 from pathlib import Path
