@@ -100,12 +100,13 @@ def test_limit_batches_bounds_every_split(tmp_path, capsys, monkeypatch):
         count(train_batches), count(val_batches)
         return real_fit(model, train_batches, val_batches, **kwargs)
 
-    def evaluate(model, batches, *args):
+    def evaluate(model, batches, *args, **kwargs):
         count(batches)
-        return real_evaluate(model, batches, *args)
-    real_fit, real_evaluate = training.fit, training.evaluate
-    monkeypatch.setattr(training, "fit", fit)
-    monkeypatch.setattr(training, "evaluate", evaluate)
+        return real_evaluate(model, batches, *args, **kwargs)
+    from cnnlab import session  # the run's loop lives there
+    real_fit, real_evaluate = session.fit, session.evaluate
+    monkeypatch.setattr(session, "fit", fit)
+    monkeypatch.setattr(session, "evaluate", evaluate)
     assert main(["train", "--out", str(tmp_path / "l"), "--epochs", "1", "--batch-size", "4",
                  "--limit-batches", "3", "--quiet"]) == 0
     assert seen == [12, 12, 12]  # train, validation and test: three batches of four each

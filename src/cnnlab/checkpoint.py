@@ -22,6 +22,8 @@ from torch import nn
 from .errors import UserError
 
 STATE_KEY = "cnnlab_state"
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once: the process's umask, for the permissions of new files
 TEMP_PREFIX = ".tmp-"
 
 
@@ -30,6 +32,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     _remove_stale_temporaries(path.parent)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX + path.name + ".")
     try:
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes 0600; run files are meant to be shared
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
