@@ -21,5 +21,14 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# Speed beside the lectures' loop and Lightning: benchmarks/results/<date>-<machine>.{json,md}.
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	touch $@
+
+.PHONY: bench
+bench: $(VENV)/.bench-installed
+	$(VENV)/bin/cnnlab bench
+
 clean:
 	rm -rf $(VENV) runs .pytest_cache

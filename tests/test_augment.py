@@ -50,6 +50,21 @@ def test_flip_and_translate_match_between_per_image_and_batched_paths():
     assert np.allclose(flips, 0.5, atol=0.04)
 
 
+def test_batched_flip_and_translate_equal_flip_pad_crop_on_colour_and_oblong_images():
+    """Each output is its image flipped or not, reflect-padded and cropped: channels kept
+    together, rows and columns not mixed up on an image that is wider than tall."""
+    augment, height, width = preset("flip-crop"), 16, 24
+    pad, _ = augment.sizes(height)
+    images = torch.randint(0, 256, (64, 3, height, width), dtype=torch.uint8)
+    batch = augment.batch(images, torch.Generator().manual_seed(0))
+    for image, out in zip(images, batch):
+        options = [F.pad((image.flip(-1) if flip else image)[None].float(), (pad,) * 4,
+                         mode="reflect")[0, :, dy:dy + height, dx:dx + width].to(torch.uint8)
+                   for flip, dy, dx in itertools.product((0, 1), range(2 * pad + 1),
+                                                         range(2 * pad + 1))]
+        assert any(torch.equal(out, option) for option in options)
+
+
 def _cutout_boxes(images: torch.Tensor) -> list[tuple[int, int, int, int]]:
     boxes = []
     for image in images:

@@ -37,7 +37,9 @@ def test_the_split_does_not_depend_on_the_training_seed():
 
 @pytest.mark.parametrize("name", ["lfw-faces", "shapes"])
 def test_training_works_on_every_offline_set(name, tmp_path, capsys):
-    assert main(["train", "--dataset", name, "--model", "lecture_cnn", "--epochs", "2",
+    # 4 epochs: after 2 (mostly one-cycle warm-up) shapes sits at chance, and whether it is
+    # just above or below depends on rounding (the memory layout the fast path picks).
+    assert main(["train", "--dataset", name, "--model", "lecture_cnn", "--epochs", "4",
                  "--out", str(tmp_path / "run"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["test_accuracy"] > 1 / len(load_dataset(name).classes)

@@ -193,6 +193,18 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import markdown, run_bench, write_results
+    from .bench.workloads import FULL, QUICK
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    result = run_bench(QUICK if args.quick else FULL, device=args.device, models=args.models,
+                       compile=args.compile, log=log)
+    paths = write_results(result, args.out, quick=args.quick)
+    result["files"] = [str(p) for p in paths]
+    _emit(args, result, f"{markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
     from . import __version__
@@ -265,6 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="apply a classic image kernel to a photograph; is it separable?")
     conv_args.add_kernels_args(kernels)
     kernels.set_defaults(run_command=cmd_kernels)
+
+    bench = commands.add_parser("bench", parents=[output], help="training and inference speed "
+                                "beside the lectures' loop and PyTorch Lightning")
+    bench.add_argument("--quick", action="store_true",
+                       help="a step of each, in seconds: checks that it runs (numbers mean nothing)")
+    bench.add_argument("--models", nargs="+", metavar="MODEL", help="only these workloads' models")
+    bench.add_argument("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--compile", action="store_true", help="torch.compile cnnlab's model")
+    bench.set_defaults(run_command=cmd_bench)
 
     from . import cli_inspect as inspect_args
     for name, add_args, command, about in (

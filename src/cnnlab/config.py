@@ -90,6 +90,15 @@ class TrainConfig:
     deterministic: bool = _opt(False, "PyTorch's deterministic algorithms only (slower; "
                                "bit-for-bit repeatable runs on one machine)")
     sync_bn: bool = _opt(False, "with torchrun: batch-norm statistics over all processes")
+    # The fast path (fastpath.py); config.json records the choices 'auto' made.
+    memory_format: str = _opt("auto", "tensor layout: channels_last, contiguous, or auto (the "
+                              "faster of the two in a few timed steps of this model)",
+                              choices=("auto", "channels_last", "contiguous"))
+    precision: str = _opt("auto", "number format: fp32, bf16, fp16 (mixed precision), or auto "
+                          "(bf16 or fp16 on CUDA GPUs, fp32 elsewhere)",
+                          choices=("auto", "fp32", "bf16", "fp16"))
+    compile: bool = _opt(False, "torch.compile the model first (its seconds reported apart; "
+                         "pays on GPUs, rarely on CPUs)")
 
     def validate(self) -> "TrainConfig":
         """Reject numbers that cannot train, with the flag to fix in the message."""

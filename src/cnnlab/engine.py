@@ -22,6 +22,7 @@ from torch import nn
 
 from .errors import UserError
 from .models.base import AuxOutputs
+from .precision import FP32, Precision
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -104,12 +105,13 @@ CHECK_EVERY = 100
 def train_one_epoch(model: nn.Module, batches: Iterable, loss_fn: Callable, optimizer,
                     scheduler=None, on_step: Callable[[EpochTally], None] | None = None, *,
                     clip_grad: float | None = None, tally: EpochTally | None = None,
-                    epoch: int | str = "?", reduce: Callable[[EpochTally], None] | None = None
-                    ) -> dict:
+                    epoch: int | str = "?", reduce: Callable[[EpochTally], None] | None = None,
+                    precision: Precision = FP32) -> dict:
     """One pass over `batches` in training mode. `scheduler`, if given, steps every batch.
 
     `tally` continues an epoch resumed part-way (the batches then start where it stopped);
-    `reduce(tally)` sums the tally across processes before it is checked and reported.
+    `reduce(tally)` sums the tally across processes before it is checked and reported;
+    `precision` runs the forward pass in its number format (precision.py).
     """
     device = _device_of(model)
     model.train()  # dropout active, batch norm uses and updates batch statistics
@@ -120,12 +122,14 @@ def train_one_epoch(model: nn.Module, batches: Iterable, loss_fn: Callable, opti
     for inputs, labels in batches:
         inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        loss, outputs = training_loss(model(inputs), labels, loss_fn)
+        with precision.autocast():
+            loss, outputs = training_loss(model(inputs), labels, loss_fn)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        precision.backward(loss)
         if clip_grad:
+            precision.unscale(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        optimizer.step()
+        precision.step(optimizer)
         if scheduler is not None:
             scheduler.step()
         tally.add(loss, outputs, labels)
@@ -151,7 +155,8 @@ class Evaluation:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Iterable, loss_fn: Callable | None = None) -> Evaluation:
+def evaluate(model: nn.Module, batches: Iterable, loss_fn: Callable | None = None,
+             precision: Precision = FP32) -> Evaluation:
     """Loss, accuracy and predictions in evaluation mode, without building a graph."""
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     device = _device_of(model)
@@ -160,7 +165,8 @@ def evaluate(model: nn.Module, batches: Iterable, loss_fn: Callable | None = Non
     try:
         logits, labels = [], []
         for inputs, target in batches:
-            logits.append(model(inputs.to(device, non_blocking=True)))
+            with precision.autocast():  # logits back in float32 for an exact loss and softmax
+                logits.append(model(inputs.to(device, non_blocking=True)).float())
             labels.append(target.to(device, non_blocking=True))
     finally:
         model.train(was_training)
@@ -177,7 +183,8 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
         loss_fn: Callable | None = None, start_epoch: int = 1, tally: EpochTally | None = None,
         clip_grad: float | None = None, reduce: Callable[[EpochTally], None] | None = None,
         on_epoch_end: Callable[[dict], None] | None = None,
-        on_step: Callable[[int, EpochTally], None] | None = None) -> list[dict]:
+        on_step: Callable[[int, EpochTally], None] | None = None,
+        precision: Precision = FP32) -> list[dict]:
     """Train for `epochs` epochs numbered from `start_epoch`, validating after each; returns
     one metrics dict per epoch.
 
@@ -195,8 +202,9 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
             _device_of(model))
         metrics = {"epoch": epoch, **train_one_epoch(
             model, train_batches, loss_fn, optimizer, scheduler if scheduler_per_batch else None,
-            step, clip_grad=clip_grad, tally=epoch_tally, epoch=epoch, reduce=reduce)}
-        val = evaluate(model, val_batches)
+            step, clip_grad=clip_grad, tally=epoch_tally, epoch=epoch, reduce=reduce,
+            precision=precision)}
+        val = evaluate(model, val_batches, precision=precision)
         metrics.update(val_loss=val.loss, val_accuracy=val.accuracy)
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()

@@ -20,6 +20,7 @@ from . import distributed, resume, runs, transfer
 from .checkpoint import atomic_write_text, save_weights
 from .engine import EpochTally, evaluate, fit
 from .errors import UserError
+from .precision import FP32, Precision
 from .viz import plot_curves
 
 
@@ -67,6 +68,7 @@ class Session:
     history: list = field(default_factory=list)
     # Called with each epoch's metrics after the run's own bookkeeping (tensorboard_log.py).
     epoch_hooks: list = field(default_factory=list)
+    precision: Precision = FP32  # the number format the steps run in (fastpath.setup)
 
     def log(self, message: str) -> None:
         if not self.quiet and self.world.main:
@@ -139,7 +141,8 @@ class Session:
                           scheduler_per_batch=self.per_batch, loss_fn=self.loss_fn,
                           clip_grad=config.clip_grad or None,
                           reduce=distributed.sum_tally(self.world),
-                          on_step=on_step, on_epoch_end=on_epoch_end)
+                          on_step=on_step, on_epoch_end=on_epoch_end,
+                          precision=self.precision)
         bar.close()
         return history
 
@@ -149,7 +152,7 @@ class Session:
         if self.world.main:
             save_weights(model, self.run_dir / runs.WEIGHTS)
             plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES)
-        test = evaluate(model, self.batches["test"])
+        test = evaluate(model, self.batches["test"], precision=self.precision)
         return test.loss, test.accuracy
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import distributed, resume, runs, session, transfer
+from . import distributed, fastpath, resume, runs, session, transfer
 from . import tensorboard_log
 from .config import TrainConfig
 from .data import load_dataset
@@ -137,12 +137,15 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
 
 def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     spec, pipeline, model = prepare(config, device, world)
+    input_shape = (pipeline.preprocess.channels, *pipeline.preprocess.size)
+    spec.config, fast = fastpath.setup(spec.config, model, input_shape, device, world)
     config, batches = spec.config, pipeline.batches
     run_dir = Path(config.resume) if config.resume else None
     if run_dir is None:
         run_dir = distributed.broadcast(world, runs.new_run_dir(config) if world.main else None)
     if world.main and not config.resume:
         runs.write_spec(run_dir, spec)
+        fastpath.write_record(run_dir, fast)
         if pipeline.skipped:
             runs.write_skipped(run_dir, pipeline.skipped)
     optimizer = make_optimizer(transfer.parameter_groups(model, config), config)
@@ -150,7 +153,8 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     scheduler, per_batch = make_scheduler(optimizer, config, len(batches["train"]))
     run = session.Session(config, run_dir, distributed.wrap(model, world, config.sync_bn),
                           optimizer, scheduler, per_batch, batches, world,
-                          nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), quiet)
+                          nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), quiet,
+                          precision=fast.precision)
     start_epoch, tally = 1, None
     if config.resume:
         start_epoch, tally = run.restore(resume.load_newest(run_dir, "cpu"), device)
@@ -164,6 +168,7 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
             f"({pipeline.sizes['train']:,} training images, augment {config.augment}, "
             f"{'in memory' if pipeline.in_memory else 'streamed'}) on {device}"
             f"{f' x {world.size} processes' if world.active else ''}; run folder {run_dir}")
+    run.log(fast.describe())
     start = time.perf_counter()
     with tensorboard_log.attached(run, spec, start_epoch):
         run.run(start_epoch, tally)
@@ -177,7 +182,7 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
 
 # What may differ when a run is resumed: where it runs, and how long it goes on.
 RESUME_OVERRIDES = {"epochs", "device", "workers", "data_loading", "data_dir", "checkpoint_every",
-                    "keep", "resume", "tensorboard"}
+                    "keep", "resume", "tensorboard", "compile"}
 
 
 def resume_config(run_dir: str, given: dict) -> TrainConfig:

@@ -1,0 +1,121 @@
+"""The fast path for one model on one device: memory layout, number format, compilation, threads.
+
+- Layout: channels_last or contiguous, whichever trains this model faster here (layout.py);
+  config.json records the choice, so a resumed run computes exactly as it began.
+- Number format: mixed precision on GPUs by default, bf16 on CPUs that have it (precision.py).
+- `--compile`: torch.compile fuses the model's operations into generated kernels. Compiling
+  takes seconds to minutes, so it is triggered once, timed, before training
+  (compile_seconds), and the epochs' images/s count steps only. It pays on GPUs; on CPUs
+  it is often slower.
+- Threads: no more than the CPUs this process may really use (a container's quota counts).
+Host and device copies are already non-blocking in the engine, and the in-memory data path
+never leaves the device.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import distributed, layout
+from .checkpoint import atomic_write_text
+from .precision import Precision, resolve_precision
+
+RECORD = "fastpath.json"  # in the run folder: what was chosen and what it measured
+
+
+@dataclass
+class FastPath:
+    memory_format: str
+    precision: Precision
+    threads: int
+    compile_seconds: float | None = None
+    step_seconds: dict = field(default_factory=dict)  # layout -> best seconds per step
+
+    def to_dict(self) -> dict:
+        return {"memory_format": self.memory_format, "precision": self.precision.name,
+                "threads": self.threads, "compile_seconds": self.compile_seconds,
+                "step_seconds": self.step_seconds}
+
+    def describe(self) -> str:
+        timed = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.step_seconds.items())
+        compiled = (f"; compiled in {self.compile_seconds:.1f} s"
+                    if self.compile_seconds is not None else "")
+        return (f"fast path: {self.memory_format}{f' (a step: {timed})' if timed else ''}, "
+                f"{self.precision.name}, {self.threads} threads{compiled}")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        count = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" (no limit) or "200000 100000" (two CPUs' worth)
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def configure_threads() -> int:
+    """Never more compute threads than usable CPUs: an oversubscribed pool keeps waiting on
+    threads the OS has parked. Only ever lowers the count (OMP_NUM_THREADS=1 stays 1)."""
+    threads = min(torch.get_num_threads(), usable_cpus())
+    torch.set_num_threads(threads)
+    return threads
+
+
+def compile_model(model: nn.Module, input_shape, batch_size: int, precision: Precision) -> float:
+    """Compile `model` in place (its state_dict keeps its names) and trigger the compilation
+    with one forward and backward pass; returns its seconds. Batch-norm statistics, gradients
+    and random numbers are left as they were, so the run trains as it would have."""
+    device = next(model.parameters()).device
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    model.compile()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        inputs = torch.zeros(batch_size, *input_shape, device=device)
+        labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+        seconds = layout.step_seconds(model.train(), inputs, labels, precision)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
+    return seconds
+
+
+def _layout(config, model, input_shape, precision, world) -> tuple[str, dict]:
+    if config.memory_format != "auto":
+        return config.memory_format, {}
+    if config.deterministic or not layout.has_feature_maps(model):
+        return "contiguous", {}  # --deterministic: nothing may depend on a timing
+    chosen, seconds = layout.choose_layout(model, input_shape, config.batch_size, precision,
+                                           remember=world.main)
+    return distributed.broadcast(world, chosen), seconds  # every process computes alike
+
+
+def setup(config, model: nn.Module, input_shape, device: torch.device,
+          world: distributed.World | None = None):
+    """Apply the fast path `config` asks for to `model`, in place, before the optimiser and
+    any DataParallel wrapper see it. Returns the config with its 'auto' choices made, and
+    the FastPath (what was chosen and measured)."""
+    world = world or distributed.World()
+    threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
+    precision = Precision(resolve_precision(config.precision, device), device.type)
+    chosen, seconds = _layout(config, model, input_shape, precision, world)
+    model.to(memory_format=layout.FORMATS[chosen])
+    fast = FastPath(chosen, precision, threads, step_seconds=seconds)
+    if config.compile:
+        fast.compile_seconds = compile_model(model, input_shape, config.batch_size, precision)
+    return dataclasses.replace(config, memory_format=chosen, precision=precision.name), fast
+
+
+def write_record(run_dir: Path, fast: FastPath) -> None:
+    atomic_write_text(Path(run_dir) / RECORD, json.dumps(fast.to_dict(), indent=2) + "\n")

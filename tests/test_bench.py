@@ -1,0 +1,84 @@
+"""`cnnlab bench --quick`: it runs and writes the report; the speeds themselves are not tested
+(machines here are shared and noisy: the speed claims are ratios inside one full run)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab.bench import rival, run_bench
+from cnnlab.bench.workloads import QUICK, WORKLOADS
+from cnnlab.cli import main
+
+TRAINING = {"bare_pytorch", "bare_pytorch_fast_path", "cnnlab_compute", "cnnlab_end_to_end",
+            "lecture_loop"}
+LIGHTNING = {"lightning_compute", "lightning_end_to_end"}
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One `cnnlab bench --quick --json` as a user runs it: (stdout's JSON, results folder)."""
+    out = tmp_path_factory.mktemp("bench")
+    env = {**os.environ, "XDG_CACHE_HOME": str(out / "cache")}
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "bench", "--quick", "--json",
+                           "--out", str(out / "results")], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout), out / "results"
+
+
+def test_quick_bench_prints_one_json_object_with_every_workload(quick):
+    result, _ = quick
+    assert {"machine", "peak", "settings", "workloads", "targets", "notes"} <= result.keys()
+    assert [w["name"] for w in result["workloads"]] == [w.name for w in WORKLOADS]
+    assert result["peak"]["flops_per_second"] == max(result["peak"]["probes"].values()) > 0
+    assert {"load_average", "load_average_end", "cpus", "torch"} <= result["machine"].keys()
+
+
+def test_every_workload_has_training_inference_ratios_and_utilisation(quick):
+    result, _ = quick
+    with_lightning = result["machine"]["lightning"] is not None
+    for w in result["workloads"]:
+        assert set(w["training"]) == TRAINING | (LIGHTNING if with_lightning else set())
+        assert all(run["images_per_second"] > 0 for run in w["training"].values())
+        assert [g["batch_size"] for g in w["inference"]] == list(QUICK.inference_batches)
+        assert all({"cnnlab", "lecture_loop"} <= g.keys() for g in w["inference"])
+        assert {"end_to_end_vs_lecture_loop", "end_to_end_vs_compute_only",
+                "compute_vs_bare_step", "compute_vs_bare_step_fast_path"} <= w["ratios"].keys()
+        assert w["utilisation"]["training_compute"] > 0
+        assert w["flops_per_image"]["training"] > 2 * w["flops_per_image"]["inference"] > 0
+        assert w["training"]["cnnlab_compute"]["memory_mb"] > 0
+        assert w["fast_path"]["memory_format"] in ("contiguous", "channels_last")
+
+
+def test_the_json_and_markdown_files_hold_the_same_run(quick):
+    result, folder = quick
+    json_file, markdown_file = (folder / name for name in map(os.path.basename, result["files"]))
+    assert json_file.name.endswith("-quick.json") and markdown_file.suffix == ".md"
+    saved = json.loads(json_file.read_text())
+    assert saved["workloads"] == result["workloads"]
+    text = markdown_file.read_text()
+    for heading in ("## Training, images/s", "## Ratios", "## Inference, images/s", "## Targets"):
+        assert heading in text
+    assert all(w.name in text for w in WORKLOADS)
+    assert [t["target"] for t in saved["targets"]][:2] == [
+        "lecture_cnn end to end vs the lectures' loop",
+        "lecture_cnn end to end vs its compute-only"]
+
+
+def test_without_lightning_its_columns_are_left_out_with_a_note(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(rival, "version", lambda: None)
+    result = run_bench(QUICK, models=["lenet5"])
+    (workload,) = result["workloads"]
+    assert set(workload["training"]) == TRAINING
+    assert workload["ratios"]["compute_vs_lightning"] is None
+    assert any("Lightning is not installed" in note for note in result["notes"])
+
+
+def test_an_unknown_model_is_a_user_error(capsys):
+    assert main(["bench", "--quick", "--models", "vgg16"]) == 2
+    assert "unknown benchmark model 'vgg16'; choose one of: lecture_cnn" in capsys.readouterr().err

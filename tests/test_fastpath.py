@@ -1,0 +1,133 @@
+"""The fast path: layout chosen by timing and remembered, number formats, compile, threads."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from cnnlab import TrainConfig, fastpath, layout, precision, train
+from cnnlab.cli import main
+from cnnlab.data.memory import TensorBatches
+from cnnlab.engine import train_one_epoch
+from cnnlab.errors import UserError
+from cnnlab.precision import Precision, resolve_precision
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    """Layout choices remembered in this test's folder, not the user's ~/.cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def _net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+
+def test_timing_layouts_leaves_the_model_and_the_random_numbers_alone():
+    model = _net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(5)
+    seconds = layout.time_layouts(model, (3, 16, 16), 4, precision.FP32)
+    after_timing = torch.rand(3)
+    torch.manual_seed(5)
+    assert torch.equal(after_timing, torch.rand(3))
+    assert set(seconds) == {"contiguous", "channels_last"} and min(seconds.values()) > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("seconds, chosen", [
+    ({"contiguous": 1.0, "channels_last": 0.5}, "channels_last"),
+    ({"contiguous": 1.0, "channels_last": 0.95}, "contiguous"),   # within the noise margin
+    ({"contiguous": 1.0, "channels_last": 2.0}, "contiguous"),
+])
+def test_channels_last_is_chosen_only_when_clearly_faster(seconds, chosen):
+    assert layout.faster_layout(seconds) == chosen
+
+
+def test_a_layout_choice_is_measured_once_then_remembered(monkeypatch):
+    calls = []
+    monkeypatch.setattr(layout, "time_layouts", lambda *args: calls.append(1) or
+                        {"contiguous": 2.0, "channels_last": 1.0})
+    first = layout.choose_layout(_net(), (3, 16, 16), 4, precision.FP32)
+    second = layout.choose_layout(_net(), (3, 16, 16), 4, precision.FP32)
+    other_batch = layout.choose_layout(_net(), (3, 16, 16), 8, precision.FP32)
+    assert first == second == other_batch and first[0] == "channels_last"
+    assert len(calls) == 2  # the same model and batch size were not timed again
+    assert layout.cache_file().is_file()
+
+
+def test_training_records_the_layout_in_config_json_and_the_measurements_beside_it(tmp_path):
+    result = train(TrainConfig(model="lecture_cnn", epochs=1, limit_batches=2,
+                               out=str(tmp_path / "run")), quiet=True)
+    config = json.loads((result.run_dir / "config.json").read_text())["train"]
+    record = json.loads((result.run_dir / fastpath.RECORD).read_text())
+    assert config["memory_format"] in ("channels_last", "contiguous")
+    assert config["memory_format"] == record["memory_format"]
+    assert config["precision"] == record["precision"] == "fp32"  # 'auto' on a CPU
+    assert set(record["step_seconds"]) == {"contiguous", "channels_last"}
+
+
+def test_deterministic_runs_never_choose_by_timing(tmp_path, monkeypatch):
+    monkeypatch.setattr(layout, "time_layouts", lambda *a: pytest.fail("timed a layout"))
+    result = train(TrainConfig(epochs=1, limit_batches=1, deterministic=True,
+                               out=str(tmp_path / "run")), quiet=True)
+    assert json.loads((result.run_dir / "config.json").read_text())["train"][
+        "memory_format"] == "contiguous"
+
+
+def test_bf16_on_a_cpu_without_it_is_refused_in_one_sentence(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(UserError, match="native bf16.*20x slower"):
+        resolve_precision("bf16", CPU)
+    assert main(["train", "--precision", "bf16", "--out", str(tmp_path / "r")]) == 2
+    assert "20x slower" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_fp16_is_refused_on_a_cpu_and_auto_means_fp32_there():
+    with pytest.raises(UserError, match="CUDA"):
+        resolve_precision("fp16", CPU)
+    assert resolve_precision("auto", CPU) == "fp32"
+
+
+@pytest.mark.parametrize("name", ["bf16", "fp16"])
+def test_mixed_precision_steps_compute_in_16_bits_and_learn(name):
+    """The engine's autocast and (fp16) loss scaling, exercised on the CPU with a tiny net."""
+    model, seen = _net(), []
+    model[0].register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3, 8, 8, generator=g)
+    y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    amp = Precision(name, "cpu")
+    first = train_one_epoch(model, TensorBatches(x, y, 16), nn.CrossEntropyLoss(), optimizer,
+                            precision=amp, clip_grad=1.0)
+    for _ in range(8):
+        last = train_one_epoch(model, TensorBatches(x, y, 16), nn.CrossEntropyLoss(), optimizer,
+                               precision=amp)
+    assert set(seen) == {precision.DTYPES[name]}
+    assert model[0].weight.dtype == torch.float32  # the weights stay float32
+    assert last["train_loss"] < first["train_loss"]
+
+
+def test_threads_never_exceed_the_usable_cpus():
+    threads = fastpath.configure_threads()
+    assert 1 <= threads <= fastpath.usable_cpus() and threads == torch.get_num_threads()
+
+
+def test_compile_is_timed_apart_and_leaves_batch_norm_statistics_alone(monkeypatch):
+    """torch.compile itself is stubbed (compiling takes a minute on a CPU): what is checked
+    is that the warm-up step is timed and leaves no trace in the model."""
+    model = _net()
+    monkeypatch.setattr(nn.Module, "compile", lambda self, **kw: None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seconds = fastpath.compile_model(model, (3, 8, 8), 4, precision.FP32)
+    assert seconds > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
