@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import chi2_contingency
 
-from cnnlab.data.augment import PRESETS, preset
+from cnnlab.data.augment import PRESETS, AugmentedImages, preset
 from cnnlab.errors import UserError
 
 SIZE, DRAWS = 16, 4000
@@ -27,6 +27,11 @@ def _candidates(pad: int) -> dict[bytes, tuple]:
     return out
 
 
+def _batched(augment, images: torch.Tensor, generator) -> torch.Tensor:
+    """The training fast path: every image of `images` taken once, augmented."""
+    return AugmentedImages(images, augment).take(torch.arange(len(images)), generator)
+
+
 def _outcome_table(outcomes_a, outcomes_b, categories):
     return np.array([[outcomes.count(c) for c in categories] for outcomes in (outcomes_a, outcomes_b)])
 
@@ -39,8 +44,7 @@ def test_flip_and_translate_match_between_per_image_and_batched_paths():
     torch.manual_seed(0)
     per_image = augment.per_image((SIZE, SIZE))
     one_by_one = [candidates[per_image(MARKER).numpy().tobytes()] for _ in range(DRAWS)]
-    batch = augment.batch(MARKER.expand(DRAWS, 1, SIZE, SIZE).contiguous(),
-                          torch.Generator().manual_seed(1))
+    batch = _batched(augment, MARKER.expand(DRAWS, 1, SIZE, SIZE), torch.Generator().manual_seed(1))
     batched = [candidates[image.numpy().tobytes()] for image in batch]
     table = _outcome_table(one_by_one, batched, sorted(candidates.values()))
     assert (table > 0).all()  # every flip and shift happens on both paths
@@ -56,8 +60,9 @@ def test_batched_flip_and_translate_equal_flip_pad_crop_on_colour_and_oblong_ima
     augment, height, width = preset("flip-crop"), 16, 24
     pad, _ = augment.sizes(height)
     images = torch.randint(0, 256, (64, 3, height, width), dtype=torch.uint8)
-    batch = augment.batch(images, torch.Generator().manual_seed(0))
-    for image, out in zip(images, batch):
+    index = torch.randperm(64)[:40]  # a shuffled share of the set, as a training pass takes it
+    batch = AugmentedImages(images, augment).take(index, torch.Generator().manual_seed(0))
+    for image, out in zip(images[index], batch):
         options = [F.pad((image.flip(-1) if flip else image)[None].float(), (pad,) * 4,
                          mode="reflect")[0, :, dy:dy + height, dx:dx + width].to(torch.uint8)
                    for flip, dy, dx in itertools.product((0, 1), range(2 * pad + 1),
@@ -92,7 +97,8 @@ def test_cutout_matches_between_paths_and_is_a_clipped_square():
 
 def test_no_augmentation_changes_nothing():
     images = torch.randint(0, 256, (8, 3, SIZE, SIZE), dtype=torch.uint8)
-    assert torch.equal(preset("none").batch(images, torch.Generator()), images)
+    assert torch.equal(_batched(preset("none"), images, torch.Generator()), images)
+    assert torch.equal(_batched(preset("strong"), images, None), images)  # no generator: as stored
     assert torch.equal(preset("none").per_image((SIZE, SIZE))(images[0]), images[0])
 
 

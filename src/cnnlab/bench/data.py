@@ -33,8 +33,9 @@ def uint8_set(input_shape, count: int, seed: int = 0):
 
 
 def memory_batches(images, labels, preprocess, batch_size: int, device) -> TensorBatches:
+    augment = preset(AUGMENT)
     return TensorBatches(images, labels, batch_size, shuffle=True, device=device,
-                         transform=batch_transform(preprocess, preset(AUGMENT)))
+                         transform=batch_transform(preprocess, augment), augment=augment)
 
 
 def augmented_batches(images, labels, preprocess, batch_size: int, count: int, device) -> list:

@@ -2,8 +2,8 @@
 
 Each preset is a few numbers; two implementations draw from the same distribution:
 - `per_image()`: torchvision transforms v2 on one uint8 C x H x W image, for DataLoader workers;
-- `batch()`: the same operations on a whole uint8 N x C x H x W batch on the training device,
-  with no Python loop over images (the fast CIFAR training recipe).
+- `AugmentedImages.take()`: the same operations on a whole batch on the training device, with
+  no Python loop over images (the fast CIFAR training recipe; see that class).
 A training step sees: horizontal flip with probability 1/2; a translation by up to `pad`
 pixels each way, the gap filled by reflection (a random crop of the reflect-padded image);
 then, after normalisation, a `cutout` x `cutout` square set to 0 (the mean) at a uniformly
@@ -28,6 +28,11 @@ class Augment:
     def sizes(self, height: int) -> tuple[int, int]:
         return round(self.pad_fraction * height), round(self.cutout_fraction * height)
 
+    def stored_factor(self, size: tuple[int, int]) -> float:
+        """Memory an in-memory training set takes (AugmentedImages), in multiples of its own."""
+        pad, _ = self.sizes(size[0])
+        return (2 if self.flip else 1) * (size[1] + 2 * pad) / size[1]
+
     def per_image(self, size: tuple[int, int]) -> v2.Transform:
         """uint8 image -> augmented uint8 image (cutout is applied later, see `cutout_image`)."""
         pad, _ = self.sizes(size[0])
@@ -47,31 +52,6 @@ class Augment:
         image[..., max(cy - side // 2, 0):cy - side // 2 + side,
               max(cx - side // 2, 0):cx - side // 2 + side] = 0
         return image
-
-    def batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """Flip and translate a uint8 batch in one go; returns uint8.
-
-        The same pixels as flipping, reflect-padding and cropping each image, but computed as
-        one gather from where each output pixel comes from: no padded copy, no float pass
-        (about 7x faster on a CPU for 128 CIFAR images, which keeps augmentation a small
-        fraction of a training step)."""
-        n, channels, height, width = images.shape
-        pad, _ = self.sizes(height)
-        if not self.flip and not pad:
-            return images
-        device = images.device
-        flipped = (torch.rand(n, generator=generator, device=device) < 0.5 if self.flip
-                   else torch.zeros(n, dtype=torch.bool, device=device))
-        rows = torch.arange(height, device=device).expand(n, height)
-        cols = torch.arange(width, device=device).expand(n, width)
-        if pad:
-            dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
-            dx = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
-            rows, cols = _reflect(rows + dy - pad, height), _reflect(cols + dx - pad, width)
-        cols = torch.where(flipped[:, None], width - 1 - cols, cols)
-        source = (rows[:, :, None] * width + cols[:, None, :]).reshape(n, 1, height * width)
-        flat = images.reshape(n, channels, height * width)
-        return flat.gather(2, source.expand(n, channels, -1)).reshape(images.shape)
 
     def cutout_batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, height, width = images.shape
@@ -93,6 +73,68 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     (the edge pixel itself is not repeated)."""
     index = index.abs()
     return torch.where(index >= size, 2 * (size - 1) - index, index)
+
+
+
+class AugmentedImages:
+    """A uint8 N x C x H x W image set kept ready for batched flip and translate.
+
+    `take(index, generator)` returns those images, each flipped with probability 1/2 and
+    translated by up to `pad` pixels each way with reflection: the same pixels as flipping,
+    reflect-padding and cropping each image. The set is stored once more mirrored, and both
+    copies reflect-padded sideways, so every output row is `width` consecutive bytes of the
+    store: a batch is one `index_select` of rows from a sliding-window view of it. That costs
+    2.5x the set's memory on 32x32 images and is about 4x faster than gathering pixels (0.2 ms
+    against 0.9 ms for 128 CIFAR images on a 2-core CPU), which keeps augmentation a small
+    fraction of even a small model's training step."""
+
+    def __init__(self, images: torch.Tensor, augment: Augment | None = None):
+        augment = augment or Augment()
+        self.images, self.count = images, len(images)
+        self.active = augment.flip or augment.pad_fraction > 0
+        if not self.active:  # any tensor rows, images or not
+            return
+        _, self.channels, self.height, self.width = images.shape
+        self.flip = augment.flip
+        self.pad = min(augment.sizes(self.height)[0], self.height - 1, self.width - 1)
+        copies = torch.cat([images, images.flip(-1)]) if self.flip else images
+        columns = _reflect(torch.arange(-self.pad, self.width + self.pad, device=images.device),
+                           self.width)
+        store = copies.index_select(-1, columns).contiguous().view(-1)
+        self.images = None  # only the store is kept
+        self.padded_width = self.width + 2 * self.pad
+        self.rows = store.as_strided((store.numel() - self.width + 1, self.width), (1, 1))
+
+    def __len__(self) -> int:
+        return self.count
+
+    @property
+    def device(self) -> torch.device:
+        return (self.rows if self.active else self.images).device
+
+    def take(self, index: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """Images `index`, augmented with draws from `generator` (None: unaugmented)."""
+        if not self.active:
+            return self.images[index]
+        n, device, pad = len(index), self.device, self.pad
+        first = index
+        rows = torch.arange(self.height, device=device).expand(n, self.height)
+        shift = torch.full((n, 1), pad, device=device)
+        if generator is not None:
+            if self.flip:
+                flipped = torch.rand(n, generator=generator, device=device) < 0.5
+                first = index + flipped * self.count
+            if pad:
+                dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
+                shift = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
+                rows = _reflect(rows + dy - pad, self.height)
+        # Where each output row starts in the store: image, channel, source row, column shift.
+        plane = self.height * self.padded_width
+        channel = torch.arange(self.channels, device=device)[None, :, None] * plane
+        starts = (first[:, None, None] * (self.channels * plane) + channel
+                  + (rows * self.padded_width + shift)[:, None, :])
+        return self.rows.index_select(0, starts.reshape(-1)).view(
+            n, self.channels, self.height, self.width)
 
 
 PRESETS = {

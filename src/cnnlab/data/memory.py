@@ -1,7 +1,7 @@
 """The fast path: a whole data set as one uint8 tensor on the training device.
 
-Batches are slices of that tensor; augmentation and normalisation run on the whole batch
-at once (augment.py). For small images this replaces thousands of per-image PIL calls in
+Batches are rows of that tensor; augmentation and normalisation run on the whole batch at
+once (augment.py). For small images this replaces thousands of per-image PIL calls in
 DataLoader workers per epoch with a handful of tensor operations.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Callable
 
 import torch
 
-from .augment import Augment
+from .augment import Augment, AugmentedImages
 from .transforms import Preprocess
 
 BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
@@ -20,8 +20,9 @@ BatchTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 class TensorBatches:
     """Iterable of (inputs, labels) batches, reshuffled every pass when `shuffle` is on.
 
-    `transform(batch, generator)`, if given, turns each stored batch into model input
-    (for example uint8 -> augmented, normalised float). With `world` > 1 each process takes
+    `augment` flips and translates each batch as it is taken (AugmentedImages); then
+    `transform(batch, generator)`, if given, turns it into model input (for example uint8 ->
+    normalised float with cutout). With `world` > 1 each process takes
     its own share (`rank`) of every shuffled pass. The position within a pass and both
     random generators are in `state_dict()`, so a run resumed mid-epoch sees exactly the
     batches, in the order and with the augmentations, it would have seen.
@@ -29,8 +30,9 @@ class TensorBatches:
 
     def __init__(self, inputs: torch.Tensor, labels: torch.Tensor, batch_size: int,
                  shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu",
-                 transform: BatchTransform | None = None, rank: int = 0, world: int = 1):
-        self.inputs = inputs.to(device)
+                 transform: BatchTransform | None = None, augment: Augment | None = None,
+                 rank: int = 0, world: int = 1):
+        self.inputs = AugmentedImages(inputs.to(device), augment)
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -62,7 +64,7 @@ class TensorBatches:
         for self.position, start in enumerate(range(first * self.batch_size, len(order),
                                                      self.batch_size), start=first + 1):
             index = order[start:start + self.batch_size]
-            inputs = self.inputs[index]
+            inputs = self.inputs.take(index, self.augment_generator)
             if self.transform is not None:
                 inputs = self.transform(inputs, self.augment_generator)
             yield inputs, self.labels[index]
@@ -82,10 +84,8 @@ class TensorBatches:
 
 
 def batch_transform(preprocess: Preprocess, augment: Augment | None = None) -> BatchTransform:
-    """uint8 batch already at the model's size -> (augmented) normalised float batch."""
+    """uint8 batch (already flipped and translated) -> normalised float batch, with cutout."""
     def transform(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        if augment is not None:
-            images = augment.batch(images, generator)
         inputs = preprocess.normalise(images)
         return augment.cutout_batch(inputs, generator) if augment is not None else inputs
     return transform

@@ -75,14 +75,15 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     workers = default_workers() if workers is None or workers < 0 else workers
     sizing = preprocess or Preprocess(channels, tuple(size), (0.0,) * channels, (1.0,) * channels)
     parts = {name: getattr(splits, name) for name in only}
-    stored_bytes = sum(len(p) for p in parts.values()) * sizing.channels * math.prod(sizing.size)
+    chosen = preset(augment)
+    stored_bytes = sum(len(p) * (chosen.stored_factor(sizing.size) if name == "train" else 1)
+                       for name, p in parts.items()) * sizing.channels * math.prod(sizing.size)
     in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
     parts, more = _decode_splits(parts, sizing, workers, bad_files, keep=in_memory)
     skipped += more
     if preprocess is None:
         preprocess = _fit_preprocess(parts.get("train"), sizing, in_memory)
-    chosen = preset(augment)
     # Each process trains on its share; every process evaluates the whole of val and test.
     batches = {name: _batches(part, preprocess, chosen if name == "train" else None, batch_size,
                               name == "train", seed, device, in_memory, workers,
@@ -161,6 +162,7 @@ def _batches(part, preprocess, augment, batch_size, shuffle, seed, device, in_me
     if in_memory:
         return TensorBatches(part.images, part.labels, batch_size, shuffle=shuffle, seed=seed,
                              device=device, transform=batch_transform(preprocess, augment),
+                             augment=augment,
                              rank=rank, world=world)
     dataset = StreamDataset(part, preprocess, augment)
     sampler = (DistributedSampler(dataset, world, rank, shuffle=shuffle, seed=seed, drop_last=True)
