@@ -51,11 +51,13 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if hasattr(args, f.name)}
         return resume_config(args.resume, given)
-    config = TrainConfig()
-    if args.config:
-        config = config.updated(load_config_file(args.config), source=f"config file {args.config}")
+    from_file = load_config_file(args.config) if args.config else {}
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if hasattr(args, f.name)}
+    # A recipe sets defaults only: the file's keys and the flags given both override it.
+    config = TrainConfig.for_recipe(given.get("recipe", from_file.get("recipe")))
+    if from_file:
+        config = config.updated(from_file, source=f"config file {args.config}")
     if "model_kwargs" in given:
         given["model_kwargs"] = {**config.model_kwargs, **dict(given["model_kwargs"])}
     return config.updated(given, source="the command line")

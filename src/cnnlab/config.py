@@ -16,6 +16,7 @@ import yaml
 from .errors import UserError
 from .layers import NORMS
 from .optim import OPTIMIZERS, SCHEDULERS
+from .recipes import RECIPES, recipe_defaults
 
 
 def _opt(default, help: str, **extra):
@@ -29,6 +30,9 @@ class TrainConfig:
     # accuracy in seconds on a laptop CPU (4 seeds checked: see README). Adam with a one-cycle
     # schedule and label smoothing is what got sigmoid LeNet there reliably; plain SGD with
     # StepLR, as in the lectures, is one flag away.
+    recipe: str | None = _opt(None, "start from a published recipe's settings instead of these "
+                              "defaults (recipes.py); flags given still override them",
+                              choices=tuple(RECIPES))
     model: str = _opt("lenet5", "registered model name (see `cnnlab models`)")
     model_kwargs: dict = field(default_factory=dict, metadata={
         "help": "extra model arguments as KEY=VALUE, e.g. activation=relu", "metavar": "KEY=VALUE"})
@@ -77,6 +81,10 @@ class TrainConfig:
     step_size: int = _opt(7, "epochs between decays for --scheduler step (the lectures' StepLR)")
     gamma: float = _opt(0.1, "decay factor for --scheduler step")
     label_smoothing: float = _opt(0.1, "cross-entropy label smoothing in [0, 1)")
+    ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
+                      "weights, with this decay per step, e.g. 0.99 (0: off; ema.py)")
+    tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "
+                    "and its mirror) or none", choices=("none", "flip"))
     device: str = _opt("auto", "cpu, cuda, cuda:N, mps, or auto (cuda, then mps, then cpu)")
     seed: int = _opt(0, "random seed for weights, shuffling and augmentation")
     out: str | None = _opt(None, "run folder (default runs/<timestamp>-<model>-<dataset>)")
@@ -110,6 +118,10 @@ class TrainConfig:
             raise UserError(f"--lr must be a positive number, not {self.lr!r}.")
         if self.weight_decay < 0 or self.momentum < 0:
             raise UserError("--momentum and --weight-decay must not be negative.")
+        if self.optimizer == "nesterov" and not self.momentum > 0:
+            raise UserError("--optimizer nesterov needs a positive --momentum.")
+        if not 0 <= self.ema < 1:
+            raise UserError(f"--ema must be in [0, 1) (0: off), not {self.ema!r}.")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing!r}.")
         if self.limit_batches < 0:
@@ -150,7 +162,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        return cls().updated(values, source)
+        """The defaults (a recipe's, if `values` names one) with `values` applied."""
+        return cls.for_recipe(values.get("recipe")).updated(values, source)
+
+    @classmethod
+    def for_recipe(cls, name: str | None) -> "TrainConfig":
+        """The defaults of recipe `name` (recipes.py), or TrainConfig's own for None."""
+        if name is None:
+            return cls()
+        return cls().updated({**recipe_defaults(name), "recipe": name}, f"recipe {name}")
 
     def updated(self, values: dict[str, Any], source: str = "config") -> "TrainConfig":
         """A copy with `values` applied; an unknown key is an error naming the valid ones."""

@@ -154,7 +154,9 @@ class Evaluation:
     probabilities: torch.Tensor  # softmax outputs, N x classes
 
 
-@torch.no_grad()
+# inference_mode, not no_grad: no version counters or view tracking either, bookkeeping that
+# counts for small models at batch 1 (Lightning's predict does the same).
+@torch.inference_mode()
 def evaluate(model: nn.Module, batches: Iterable, loss_fn: Callable | None = None,
              precision: Precision = FP32) -> Evaluation:
     """Loss, accuracy and predictions in evaluation mode, without building a graph."""
@@ -184,7 +186,7 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
         clip_grad: float | None = None, reduce: Callable[[EpochTally], None] | None = None,
         on_epoch_end: Callable[[dict], None] | None = None,
         on_step: Callable[[int, EpochTally], None] | None = None,
-        precision: Precision = FP32) -> list[dict]:
+        precision: Precision = FP32, eval_model: nn.Module | None = None) -> list[dict]:
     """Train for `epochs` epochs numbered from `start_epoch`, validating after each; returns
     one metrics dict per epoch.
 
@@ -192,7 +194,8 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
     plain cross-entropy, comparable across recipes and with the test loss. `tally` resumes the
     first epoch part-way; `reduce(tally)` sums it across processes before it is reported.
     `on_step(epoch, tally)` and `on_epoch_end(metrics)` are where a caller checkpoints and
-    logs; the engine itself writes nothing.
+    logs; the engine itself writes nothing. `eval_model`, if given, is what is validated
+    instead of `model` (an average of its weights, test-time augmentation ...).
     """
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     history = []
@@ -204,7 +207,8 @@ def fit(model: nn.Module, train_batches: Iterable, val_batches: Iterable, *, epo
             model, train_batches, loss_fn, optimizer, scheduler if scheduler_per_batch else None,
             step, clip_grad=clip_grad, tally=epoch_tally, epoch=epoch, reduce=reduce,
             precision=precision)}
-        val = evaluate(model, val_batches, precision=precision)
+        val = evaluate(model if eval_model is None else eval_model, val_batches,
+                       precision=precision)
         metrics.update(val_loss=val.loss, val_accuracy=val.accuracy)
         if scheduler is not None and not scheduler_per_batch:
             scheduler.step()

@@ -14,6 +14,7 @@ from .errors import UserError
 from .eval_plots import per_class_figure, reliability_figure, top_losses_figure
 from .pictures import save_figure
 from .runtime import resolve_device
+from .tta import with_tta
 from .viz import plot_confusion
 
 SPLITS = ("test", "val", "train")
@@ -36,7 +37,8 @@ def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str
                               batch_size=config.batch_size, device=device,
                               loading=config.data_loading, workers=config.workers,
                               only=(split,), preprocess=run.spec.preprocess)
-    result, mistakes = examine(run.model, pipeline.batches[split], run.spec.preprocess)
+    model = with_tta(run.model, config.tta)  # evaluated as training evaluated it
+    result, mistakes = examine(model, pipeline.batches[split], run.spec.preprocess)
     labels, predicted = result.labels.numpy(), result.predictions.numpy()
     every_class = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(

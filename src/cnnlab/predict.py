@@ -13,6 +13,7 @@ from . import runs
 from .data.images import decode_image
 from .errors import UserError
 from .runtime import resolve_device
+from .tta import with_tta
 
 BATCH = 64
 
@@ -24,7 +25,8 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
         raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
     device = resolve_device(device)
     run = runs.load_run(run_dir, device)
-    return classify(run.model, run.spec.preprocess, run.spec.classes, files, top_k, device)
+    model = with_tta(run.model, run.spec.config.tta)  # as training evaluated it
+    return classify(model, run.spec.preprocess, run.spec.classes, files, top_k, device)
 
 
 def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str = "auto",
@@ -52,7 +54,7 @@ def classify(model, preprocess, classes: list[str], files: list[str], top_k: int
             errors.append({"file": str(file), "error": str(exc)})
     predictions = []
     for start in range(0, len(inputs), BATCH):
-        with torch.no_grad():
+        with torch.inference_mode():
             batch = torch.stack(inputs[start:start + BATCH]).to(device)
             probabilities = model(batch).softmax(dim=1).cpu()
         for file, row in zip(readable[start:start + BATCH], probabilities):

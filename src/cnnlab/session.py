@@ -21,6 +21,7 @@ from .checkpoint import atomic_write_text, save_weights
 from .engine import EpochTally, evaluate, fit
 from .errors import UserError
 from .precision import FP32, Precision
+from .tta import with_tta
 from .viz import plot_curves
 
 
@@ -69,19 +70,32 @@ class Session:
     # Called with each epoch's metrics after the run's own bookkeeping (tensorboard_log.py).
     epoch_hooks: list = field(default_factory=list)
     precision: Precision = FP32  # the number format the steps run in (fastpath.setup)
+    # With --ema: the weight average (ema.py), updated every step; validation, the test and
+    # the saved model use it instead of the trained weights.
+    ema: torch.optim.swa_utils.AveragedModel | None = None
 
     def log(self, message: str) -> None:
         if not self.quiet and self.world.main:
             tqdm.write(message, file=sys.stderr)
 
+    def final_model(self) -> torch.nn.Module:
+        """The weights the run delivers: their average with --ema, else the trained ones."""
+        return self.ema.module if self.ema is not None else distributed.unwrap(self.model)
+
+    def evaluated_model(self) -> torch.nn.Module:
+        """What validation and the test see: the final model, through --tta."""
+        return with_tta(self.final_model(), self.config.tta)
+
     def state(self, epoch: int, tally: EpochTally | None) -> dict:
         """Everything needed to continue: `epoch` is the one in progress (tally: its part
         done) or, with no tally, the next one to start."""
         scheduler = self.scheduler.state_dict() if self.scheduler is not None else None
+        averaged = {"ema": self.ema.state_dict()} if self.ema is not None else {}
         return {"epoch": epoch, "tally": tally.state_dict() if tally else None,
                 "model": distributed.unwrap(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": scheduler,
-                "batches": self.batches["train"].state_dict(), "rng": resume.rng_state()}
+                "batches": self.batches["train"].state_dict(), "rng": resume.rng_state(),
+                **averaged}
 
     def checkpoint(self, epoch: int, tally: EpochTally | None) -> None:
         if tally is not None:
@@ -95,6 +109,8 @@ class Session:
         for done in range(1, state["epoch"]):  # the same unfreezing as the original run
             transfer.after_epoch(distributed.unwrap(self.model), self.config, done)
         distributed.unwrap(self.model).load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
@@ -111,6 +127,8 @@ class Session:
         bar.update((start_epoch - 1) * len(self.batches["train"]) + (tally.steps if tally else 0))
         with stop_requests() as stop:
             def on_step(epoch: int, tally: EpochTally) -> None:
+                if self.ema is not None:  # before any checkpoint, which must include it
+                    self.ema.update_parameters(distributed.unwrap(self.model))
                 bar.update(1)
                 every = config.checkpoint_every
                 if stop or (every and tally.steps % every == 0):
@@ -142,17 +160,16 @@ class Session:
                           clip_grad=config.clip_grad or None,
                           reduce=distributed.sum_tally(self.world),
                           on_step=on_step, on_epoch_end=on_epoch_end,
-                          precision=self.precision)
+                          precision=self.precision, eval_model=self.evaluated_model())
         bar.close()
         return history
 
     def finish(self) -> tuple[float, float]:
         """Final weights, curves and the test evaluation; returns (test loss, accuracy)."""
-        model = distributed.unwrap(self.model)
         if self.world.main:
-            save_weights(model, self.run_dir / runs.WEIGHTS)
+            save_weights(self.final_model(), self.run_dir / runs.WEIGHTS)
             plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES)
-        test = evaluate(model, self.batches["test"], precision=self.precision)
+        test = evaluate(self.evaluated_model(), self.batches["test"], precision=self.precision)
         return test.loss, test.accuracy
 
 

@@ -20,7 +20,9 @@ from .config import TrainConfig
 from .data import load_dataset
 from .data.catalog import typical_size
 from .data.pipeline import build_pipeline
+from .ema import make_ema
 from .errors import UserError
+from .layers.whitening import fit_whitening
 from .models import model_info, plan_input
 from .models.weights import load_pretrained, pretrained_options
 from .optim import make_optimizer, make_scheduler
@@ -96,18 +98,22 @@ class LimitedBatches:
 
     def __init__(self, batches, limit: int):
         self.batches, self.limit = batches, limit
+        self.resumed_at = 0  # batches of the pass already done before a resume
 
     def __len__(self) -> int:
         return min(len(self.batches), self.limit)
 
     def __iter__(self):
-        return itertools.islice(iter(self.batches), self.limit)
+        # A pass resumed part-way starts after the batches it had done: it owes fewer.
+        owed, self.resumed_at = self.limit - self.resumed_at, 0
+        return itertools.islice(iter(self.batches), max(owed, 0))
 
     def state_dict(self) -> dict:
         return self.batches.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
         self.batches.load_state_dict(state)
+        self.resumed_at = int(state["position"])
 
     def __getattr__(self, name):  # anything else (labels, dataset ...) is the wrapped batches'
         if name == "batches":
@@ -148,13 +154,16 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
         fastpath.write_record(run_dir, fast)
         if pipeline.skipped:
             runs.write_skipped(run_dir, pipeline.skipped)
+    # A resumed run's whitening comes with its weights from the checkpoint.
+    whitened = 0 if config.resume else fit_whitening(model, batches["train"])
     optimizer = make_optimizer(transfer.parameter_groups(model, config), config)
     parameters = transfer.parameter_counts(model)
     scheduler, per_batch = make_scheduler(optimizer, config, len(batches["train"]))
-    run = session.Session(config, run_dir, distributed.wrap(model, world, config.sync_bn),
-                          optimizer, scheduler, per_batch, batches, world,
-                          nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), quiet,
-                          precision=fast.precision)
+    wrapped = distributed.wrap(model, world, config.sync_bn)  # every process: rank 0's weights
+    run = session.Session(config, run_dir, wrapped, optimizer, scheduler, per_batch, batches,
+                          world, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+                          quiet, precision=fast.precision,
+                          ema=make_ema(model, config.ema) if config.ema else None)
     start_epoch, tally = 1, None
     if config.resume:
         start_epoch, tally = run.restore(resume.load_newest(run_dir, "cpu"), device)
@@ -169,6 +178,11 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
             f"{'in memory' if pipeline.in_memory else 'streamed'}) on {device}"
             f"{f' x {world.size} processes' if world.active else ''}; run folder {run_dir}")
     run.log(fast.describe())
+    if whitened:
+        run.log(f"first layer whitens patches, fitted on {whitened:,} training images")
+    if config.ema or config.tta != "none":
+        weights = f"an average of the weights (decay {config.ema})" if config.ema else "the weights"
+        run.log(f"evaluating {weights}, test-time augmentation {config.tta}")
     start = time.perf_counter()
     with tensorboard_log.attached(run, spec, start_epoch):
         run.run(start_epoch, tally)
