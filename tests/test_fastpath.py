@@ -62,6 +62,27 @@ def test_a_layout_choice_is_measured_once_then_remembered(monkeypatch):
     assert layout.cache_file().is_file()
 
 
+def test_inference_layout_is_timed_on_forward_passes_apart_from_training(monkeypatch):
+    timed = []  # (training?, the copies' modes) of each timing
+    real = layout.time_layouts
+
+    def spy(model, input_shape, batch_size, precision, training=True):
+        timed.append(training)
+        return real(model, input_shape, batch_size, precision, training)
+    monkeypatch.setattr(layout, "time_layouts", spy)
+    model = _net().eval()
+    expected = model(torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    chosen = fastpath.for_inference(model, (3, 16, 16), 1)
+    again = fastpath.for_inference(model, (3, 16, 16), 1)       # remembered
+    layout.choose_layout(_net(), (3, 16, 16), 1, precision.FP32)  # training: its own entry
+    assert timed == [False, True] and chosen == again
+    fmt = layout.FORMATS[chosen]
+    assert model[0].weight.is_contiguous(memory_format=fmt)
+    assert not model.training  # timing copies, never the model itself
+    got = model(torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(got, expected)  # same answers in either layout
+
+
 def test_training_records_the_layout_in_config_json_and_the_measurements_beside_it(tmp_path):
     result = train(TrainConfig(model="lecture_cnn", epochs=1, limit_batches=2,
                                out=str(tmp_path / "run")), quiet=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from . import runs
+from . import fastpath, runs
 from .data import load_dataset
 from .data.pipeline import build_pipeline
 from .diagnostics import examine, reliability
@@ -37,6 +37,8 @@ def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str
                               batch_size=config.batch_size, device=device,
                               loading=config.data_loading, workers=config.workers,
                               only=(split,), preprocess=run.spec.preprocess)
+    preprocess = run.spec.preprocess
+    fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size), config.batch_size)
     model = with_tta(run.model, config.tta)  # evaluated as training evaluated it
     result, mistakes = examine(model, pipeline.batches[split], run.spec.preprocess)
     labels, predicted = result.labels.numpy(), result.predictions.numpy()

@@ -1,7 +1,8 @@
 """The fast path for one model on one device: memory layout, number format, compilation, threads.
 
 - Layout: channels_last or contiguous, whichever trains this model faster here (layout.py);
-  config.json records the choice, so a resumed run computes exactly as it began.
+  config.json records the choice, so a resumed run computes exactly as it began. A saved
+  model is evaluated and predicts in the layout fastest for that (`for_inference`).
 - Number format: mixed precision on GPUs by default, bf16 on CPUs that have it (precision.py).
 - `--compile`: torch.compile fuses the model's operations into generated kernels. Compiling
   takes seconds to minutes, so it is triggered once, timed, before training
@@ -115,6 +116,19 @@ def setup(config, model: nn.Module, input_shape, device: torch.device,
     if config.compile:
         fast.compile_seconds = compile_model(model, input_shape, config.batch_size, precision)
     return dataclasses.replace(config, memory_format=chosen, precision=precision.name), fast
+
+
+def for_inference(model: nn.Module, input_shape, batch_size: int,
+                  precision: Precision | None = None) -> str:
+    """Put a trained `model` in the layout that runs its forward pass fastest here at
+    `batch_size` (timed once, then remembered: layout.py); returns the layout's name."""
+    if not layout.has_feature_maps(model):
+        return "contiguous"
+    device = next(model.parameters()).device
+    precision = precision or Precision("fp32", device.type)
+    chosen, _ = layout.choose_layout(model, input_shape, batch_size, precision, training=False)
+    model.to(memory_format=layout.FORMATS[chosen])
+    return chosen
 
 
 def write_record(run_dir: Path, fast: FastPath) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from . import runs
+from . import fastpath, runs
 from .data.images import decode_image
 from .errors import UserError
 from .runtime import resolve_device
@@ -25,6 +25,9 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
         raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
     device = resolve_device(device)
     run = runs.load_run(run_dir, device)
+    preprocess = run.spec.preprocess
+    fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
+                           max(1, min(BATCH, len(files))))
     model = with_tta(run.model, run.spec.config.tta)  # as training evaluated it
     return classify(model, run.spec.preprocess, run.spec.classes, files, top_k, device)
 

@@ -11,6 +11,7 @@ import time
 import torch
 
 from ..errors import unknown_name
+from .. import fastpath, layout
 from ..fastpath import usable_cpus
 from ..precision import DTYPES, resolve_precision
 from ..runtime import resolve_device
@@ -75,20 +76,26 @@ def _training(w, settings, device, fast_net, fast, sets, lightning: bool) -> dic
     return results
 
 
-def _inference(w, settings, device, fast_net, fast, sets, lightning: bool) -> list:
+def _inference(w, settings, device, fast, sets, lightning: bool) -> list:
+    """cnnlab as `cnnlab evaluate` and `predict` run a saved model: in the layout fastest for
+    the batch size (fastpath.for_inference), under the fast path's number format."""
     plain = build_model(w, device)
     results = []
     for bs in settings.inference_batches:
         batches = data.plain_batches(*sets, bs, device)[:POOL]
-        contenders = {"cnnlab": Inference(fast_net, fast, batches, device),
+        ours = build_model(w, device).eval()
+        chosen = (fastpath.for_inference(ours, w.input_shape, bs, fast.precision)
+                  if settings.memory_format == "auto" else settings.memory_format)
+        ours.to(memory_format=layout.FORMATS[chosen])
+        contenders = {"cnnlab": Inference(ours, fast, batches, device),
                       "lecture_loop": LectureInference(plain, batches, device)}
         if lightning:
             contenders["lightning"] = rival.Lightning(plain, batches, device, fast.precision.name,
                                                       predict=True)
         group = measure_group(contenders, bs, settings)
         group["cnnlab"]["memory_mb"] = measure.inference_memory_mb(
-            fast_net, batches[0][0], fast.precision)
-        results.append({"batch_size": bs, **group})
+            ours, batches[0][0], fast.precision)
+        results.append({"batch_size": bs, "layout": chosen, **group})
     return results
 
 
@@ -106,7 +113,7 @@ def bench_workload(w, settings: Settings, device, compile: bool, lightning: bool
               "flops_per_image": {"training": measure.flops_per_image(w, True),
                                   "inference": measure.flops_per_image(w, False)},
               "training": _training(w, settings, device, fast_net, fast, sets, lightning),
-              "inference": _inference(w, settings, device, fast_net, fast, sets, lightning)}
+              "inference": _inference(w, settings, device, fast, sets, lightning)}
     if device.type == "cuda":  # everything of this workload at once, all contenders together
         result["cuda_peak_allocated_mb"] = torch.cuda.max_memory_allocated(device) / measure.MB
     log(f"{w.name}: measured in {time.perf_counter() - started:.0f} s")

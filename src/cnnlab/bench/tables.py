@@ -52,13 +52,15 @@ def _ratios(workloads) -> list[str]:
 
 
 def _inference(workloads) -> list[str]:
-    lines = _header(["model", "batch", "cnnlab", "lectures' loop", "Lightning", "÷ lectures' loop",
+    lines = _header(["model", "batch", "layout", "cnnlab", "lectures' loop", "Lightning",
+                     "÷ lectures' loop",
                      "÷ Lightning", "memory (MB)"])
     for w in workloads:
         for g in w["inference"]:
             b, r = g["batch_size"], w["ratios"]
             ratio = lambda key: "–" if r.get(key) is None else f"{r[key]:.2f}x"  # noqa: E731
-            lines.append(_row([w["name"], str(b), _n(g["cnnlab"]["images_per_second"]),
+            lines.append(_row([w["name"], str(b), g.get("layout", "–"),
+                               _n(g["cnnlab"]["images_per_second"]),
                                _n(g["lecture_loop"]["images_per_second"]),
                                _n(g.get("lightning", {}).get("images_per_second")),
                                ratio(f"inference_{b}_vs_lecture_loop"),
