@@ -90,8 +90,11 @@ def test_training_records_the_layout_in_config_json_and_the_measurements_beside_
     record = json.loads((result.run_dir / fastpath.RECORD).read_text())
     assert config["memory_format"] in ("channels_last", "contiguous")
     assert config["memory_format"] == record["memory_format"]
-    assert config["precision"] == record["precision"] == "fp32"  # 'auto' on a CPU
-    assert set(record["step_seconds"]) == {"contiguous", "channels_last"}
+    # 'auto' on a CPU: fp32, or bf16 where the CPU has it natively and it timed faster
+    formats = precision.candidate_precisions("auto", CPU)
+    assert config["precision"] == record["precision"] in formats
+    assert set(record["step_seconds"]) == {f"{fmt} {name}" for fmt in layout.FORMATS
+                                           for name in formats}
 
 
 def test_deterministic_runs_never_choose_by_timing(tmp_path, monkeypatch):
@@ -152,3 +155,21 @@ def test_compile_is_timed_apart_and_leaves_batch_norm_statistics_alone(monkeypat
     assert seconds > 0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("bf16_seconds, chosen", [(0.5, ("channels_last", "bf16")),
+                                                  (0.95, ("channels_last", "fp32"))])
+def test_auto_on_a_bf16_cpu_keeps_bf16_only_where_it_times_clearly_faster(
+        monkeypatch, bf16_seconds, chosen):
+    """Layout and number format are chosen together; bf16 must save MARGIN, as channels_last must."""
+    monkeypatch.setattr(fastpath, "candidate_precisions", lambda name, device: ["fp32", "bf16"])
+    timings = {"fp32": {"contiguous": 2.0, "channels_last": 1.0},
+               "bf16": {"contiguous": 3.0, "channels_last": bf16_seconds}}
+    monkeypatch.setattr(layout, "time_layouts", lambda model, shape, batch, p, training=True:
+                        dict(timings[p.name]))
+    model = _net()
+    config, fast = fastpath.setup(TrainConfig(batch_size=4), model, (3, 16, 16), CPU)
+    assert (config.memory_format, config.precision) == chosen
+    assert (fast.memory_format, fast.precision.name) == chosen
+    assert fast.step_seconds["channels_last bf16"] == bf16_seconds
+    assert model[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -3,7 +3,8 @@
 - Layout: channels_last or contiguous, whichever trains this model faster here (layout.py);
   config.json records the choice, so a resumed run computes exactly as it began. A saved
   model is evaluated and predicts in the layout fastest for that (`for_inference`).
-- Number format: mixed precision on GPUs by default, bf16 on CPUs that have it (precision.py).
+- Number format: mixed precision on GPUs by default; on CPUs that multiply bf16 natively, bf16
+  where it times clearly faster than fp32 for this model, timed with the layout (precision.py).
 - `--compile`: torch.compile fuses the model's operations into generated kernels. Compiling
   takes seconds to minutes, so it is triggered once, timed, before training
   (compile_seconds), and the epochs' images/s count steps only. It pays on GPUs; on CPUs
@@ -26,7 +27,7 @@ from torch import nn
 
 from . import distributed, layout
 from .checkpoint import atomic_write_text
-from .precision import Precision, resolve_precision
+from .precision import Precision, candidate_precisions
 
 RECORD = "fastpath.json"  # in the run folder: what was chosen and what it measured
 
@@ -92,14 +93,29 @@ def compile_model(model: nn.Module, input_shape, batch_size: int, precision: Pre
     return seconds
 
 
-def _layout(config, model, input_shape, precision, world) -> tuple[str, dict]:
-    if config.memory_format != "auto":
-        return config.memory_format, {}
-    if config.deterministic or not layout.has_feature_maps(model):
-        return "contiguous", {}  # --deterministic: nothing may depend on a timing
-    chosen, seconds = layout.choose_layout(model, input_shape, config.batch_size, precision,
-                                           remember=world.main)
-    return distributed.broadcast(world, chosen), seconds  # every process computes alike
+def _choose(config, model, input_shape, device, world) -> tuple[str, str, dict]:
+    """(layout, number format, {"layout format": seconds per step}): what the config fixes,
+    else the fastest timed option. A number format other than the first candidate (fp32)
+    must save MARGIN of a step, as channels_last must: a close call keeps the default."""
+    formats = candidate_precisions(config.precision, device)
+    timed = config.memory_format == "auto" or len(formats) > 1
+    if config.deterministic or not layout.has_feature_maps(model) or not timed:
+        # --deterministic: nothing may depend on a timing
+        fixed = "contiguous" if config.memory_format == "auto" else config.memory_format
+        return fixed, formats[0], {}
+    best, seconds = {}, {}
+    for name in formats:
+        chosen, measured = layout.choose_layout(model, input_shape, config.batch_size,
+                                                Precision(name, device.type), remember=world.main)
+        if config.memory_format != "auto":  # timed for the number format only
+            chosen = config.memory_format
+        best[name] = (chosen, measured[chosen])
+        seconds.update({f"{fmt} {name}": value for fmt, value in measured.items()})
+    fastest = min(best, key=lambda name: best[name][1])
+    if best[fastest][1] > (1 - layout.MARGIN) * best[formats[0]][1]:
+        fastest = formats[0]
+    chosen = distributed.broadcast(world, (best[fastest][0], fastest))  # every process alike
+    return chosen[0], chosen[1], seconds
 
 
 def setup(config, model: nn.Module, input_shape, device: torch.device,
@@ -109,8 +125,8 @@ def setup(config, model: nn.Module, input_shape, device: torch.device,
     the FastPath (what was chosen and measured)."""
     world = world or distributed.World()
     threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
-    precision = Precision(resolve_precision(config.precision, device), device.type)
-    chosen, seconds = _layout(config, model, input_shape, precision, world)
+    chosen, number_format, seconds = _choose(config, model, input_shape, device, world)
+    precision = Precision(number_format, device.type)
     model.to(memory_format=layout.FORMATS[chosen])
     fast = FastPath(chosen, precision, threads, step_seconds=seconds)
     if config.compile:

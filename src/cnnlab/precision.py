@@ -9,7 +9,8 @@ torch.autocast, while the weights, the optimiser's state and the loss stay float
   gradients overflowed. The default on older GPUs.
 - On a CPU, bf16 pays only where the CPU multiplies bf16 natively (AVX512-BF16 or AMX);
   elsewhere every operation converts in software and a step is about 20x slower, so it is
-  refused rather than silently slow.
+  refused rather than silently slow. Where it is native, 'auto' times both formats and
+  keeps bf16 only for models it clearly speeds up (fastpath.py).
 """
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ def resolve_precision(name: str, device: torch.device) -> str:
     where = "CUDA GPUs and bf16 CPUs" if name == "bf16" else "CUDA GPUs"
     raise UserError(f"--precision {name} runs on {where}, not on {device.type}; "
                     "use --precision fp32.")
+
+
+def candidate_precisions(name: str, device: torch.device) -> list[str]:
+    """The number formats the fast path may choose from by timing (fastpath.py): fp32 and bf16
+    for 'auto' on a CPU that multiplies bf16 natively, where bf16 speeds up some models 2-3x
+    and slows others; otherwise the one `resolve_precision` gives."""
+    if name == "auto" and device.type == "cpu" and cpu_has_native_bf16():
+        return ["fp32", "bf16"]
+    return [resolve_precision(name, device)]
 
 
 class Precision:

@@ -61,8 +61,8 @@ class Training:
 class Inference:
     """engine.evaluate (what `cnnlab evaluate` runs) over `steps` batches."""
 
-    def __init__(self, model: nn.Module, fast, batches: list, device: torch.device):
-        self.model, self.precision, self.device = model, fast.precision, device
+    def __init__(self, model: nn.Module, precision, batches: list, device: torch.device):
+        self.model, self.precision, self.device = model, precision, device
         self.stream = endless(batches)
 
     def run(self, steps: int, untimed: int = 0) -> float:

@@ -96,10 +96,14 @@ def targets(workloads: list) -> list:
     return rows
 
 
-def assemble(machine_info, settings, peak: dict, workloads: list, lightning: bool) -> dict:
+def assemble(machine_info, settings, peaks: dict, workloads: list, lightning: bool) -> dict:
+    """`peaks`: {number format: peak_flops(...)}, the first being float32's (or the device's
+    default format's)."""
     for w in workloads:
         w["ratios"] = ratios(w)
-        w["utilisation"] = utilisation(w, peak["flops_per_second"])
+        chosen = peaks.get(w["fast_path"]["precision"], next(iter(peaks.values())))
+        w["utilisation"] = utilisation(w, chosen["flops_per_second"])
+    peak = next(iter(peaks.values()))
     notes = [] if lightning else ["PyTorch Lightning is not installed (pip install "
                                   "'cnnlab[bench]'): its columns are left out."]
     end_load = [round(x, 2) for x in os.getloadavg()]
@@ -109,7 +113,8 @@ def assemble(machine_info, settings, peak: dict, workloads: list, lightning: boo
                      f"{machine_info['cpus']} CPUs): figures are noisy; compare ratios only.")
     return {"cnnlab_bench": 1, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": {**machine_info, "load_average_end": end_load},
-            "settings": dict(settings.__dict__), "peak": peak, "workloads": workloads,
+            "settings": dict(settings.__dict__), "peak": peak, "peaks": peaks,
+            "workloads": workloads,
             "targets": targets(workloads), "notes": notes}
 
 

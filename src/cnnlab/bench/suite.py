@@ -13,7 +13,7 @@ import torch
 from ..errors import unknown_name
 from .. import fastpath, layout
 from ..fastpath import usable_cpus
-from ..precision import DTYPES, resolve_precision
+from ..precision import DTYPES, FP32, candidate_precisions
 from ..runtime import resolve_device
 from . import data, measure, report, rival
 from .lectures import BareStep, LectureInference, LectureLoop
@@ -77,24 +77,23 @@ def _training(w, settings, device, fast_net, fast, sets, lightning: bool) -> dic
 
 
 def _inference(w, settings, device, fast, sets, lightning: bool) -> list:
-    """cnnlab as `cnnlab evaluate` and `predict` run a saved model: in the layout fastest for
-    the batch size (fastpath.for_inference), under the fast path's number format."""
+    """cnnlab as `cnnlab evaluate` and `predict` run a saved model: in float32, in the layout
+    fastest for the batch size (fastpath.for_inference); every contender in float32."""
     plain = build_model(w, device)
     results = []
     for bs in settings.inference_batches:
         batches = data.plain_batches(*sets, bs, device)[:POOL]
         ours = build_model(w, device).eval()
-        chosen = (fastpath.for_inference(ours, w.input_shape, bs, fast.precision)
+        chosen = (fastpath.for_inference(ours, w.input_shape, bs)
                   if settings.memory_format == "auto" else settings.memory_format)
         ours.to(memory_format=layout.FORMATS[chosen])
-        contenders = {"cnnlab": Inference(ours, fast, batches, device),
+        contenders = {"cnnlab": Inference(ours, FP32, batches, device),
                       "lecture_loop": LectureInference(plain, batches, device)}
         if lightning:
-            contenders["lightning"] = rival.Lightning(plain, batches, device, fast.precision.name,
+            contenders["lightning"] = rival.Lightning(plain, batches, device, FP32.name,
                                                       predict=True)
         group = measure_group(contenders, bs, settings)
-        group["cnnlab"]["memory_mb"] = measure.inference_memory_mb(
-            ours, batches[0][0], fast.precision)
+        group["cnnlab"]["memory_mb"] = measure.inference_memory_mb(ours, batches[0][0], FP32)
         results.append({"batch_size": bs, "layout": chosen, **group})
     return results
 
@@ -131,11 +130,14 @@ def run_bench(settings: Settings = FULL, device: str = "auto", models=None, comp
     if settings.workers is None:  # the lectures' DataLoader: a worker per usable CPU
         settings = dataclasses.replace(settings, workers=usable_cpus())
     lightning, machine = rival.version() is not None, report.machine(device)
-    dtype = DTYPES.get(resolve_precision("auto", device), torch.float32)
     size = settings.matmul_size or (8192 if device.type == "cuda" else 2048)
-    peak = {**measure.peak_flops(device, dtype, size), "dtype": str(dtype), "size": size}
-    log(f"peak {peak['flops_per_second'] / 1e9:,.0f} GFLOP/s ({dtype}, n = {size}); "
-        f"load average {machine['load_average']}")
+    peaks = {}  # each number format the fast path may choose: MFU divides by its own peak
+    for name in candidate_precisions("auto", device):
+        dtype = DTYPES.get(name, torch.float32)
+        peaks[name] = {**measure.peak_flops(device, dtype, size), "dtype": str(dtype),
+                       "size": size}
+        log(f"peak {peaks[name]['flops_per_second'] / 1e9:,.0f} GFLOP/s ({dtype}, n = {size})")
+    log(f"load average {machine['load_average']}")
     results = [bench_workload(w, settings, device, compile, lightning, log)
                for w in WORKLOADS if not models or w.model in models]
-    return report.assemble(machine, settings, peak, results, lightning)
+    return report.assemble(machine, settings, peaks, results, lightning)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 TRAINING = (("bare_pytorch", "bare PyTorch step"),
-            ("bare_pytorch_fast_path", "bare step, cnnlab's layout"),
+            ("bare_pytorch_fast_path", "bare step, cnnlab's layout and format"),
             ("cnnlab_compute", "cnnlab compute-only"),
             ("cnnlab_end_to_end", "cnnlab end to end"), ("lecture_loop", "lectures' loop"),
             ("lightning_compute", "Lightning compute-only"),
@@ -10,7 +10,7 @@ TRAINING = (("bare_pytorch", "bare PyTorch step"),
 RATIOS = (("end_to_end_vs_lecture_loop", "end to end ÷ lectures' loop"),
           ("end_to_end_vs_compute_only", "end to end ÷ compute-only"),
           ("compute_vs_bare_step", "compute-only ÷ bare step"),
-          ("compute_vs_bare_step_fast_path", "compute-only ÷ bare step, same layout"),
+          ("compute_vs_bare_step_fast_path", "compute-only ÷ bare step, same layout and format"),
           ("compute_vs_lightning", "compute-only ÷ Lightning"),
           ("end_to_end_vs_lightning", "end to end ÷ Lightning"))
 
@@ -32,11 +32,12 @@ def _model(w: dict) -> str:
 
 
 def _training(workloads) -> list[str]:
-    lines = _header(["model (input)", "layout", *[n for _, n in TRAINING], "MFU",
+    lines = _header(["model (input)", "layout, format", *[n for _, n in TRAINING], "MFU",
                      "memory (MB)"])
     for w in workloads:
         t = w["training"]
-        lines.append(_row([_model(w), w["fast_path"]["memory_format"],
+        fast = w["fast_path"]
+        lines.append(_row([_model(w), f"{fast['memory_format']}, {fast['precision']}",
                            *[_n(t.get(k, {}).get("images_per_second")) for k, _ in TRAINING],
                            f"{w['utilisation']['training_compute']:.1%}",
                            _n(t["cnnlab_compute"]["memory_mb"], 1)]))
@@ -86,7 +87,9 @@ def markdown(result: dict) -> str:
         f"{m['load_average'][0]} at the start, {m['load_average_end'][0]} at the end.",
         f"Peak {peak['flops_per_second'] / 1e9:,.0f} GFLOP/s ({peak['dtype']}; the fastest of "
         + ", ".join(f"{k.replace('_', ' ')} {v / 1e9:,.0f}" for k, v in peak["probes"].items())
-        + f"). Training batch {s['batch_size']}; flip + crop "
+        + ")" + "".join(f"; {name} {p['flops_per_second'] / 1e9:,.0f} GFLOP/s"
+                        for name, p in list(result.get("peaks", {}).items())[1:])
+        + f". Training batch {s['batch_size']}; flip + crop "
         f"augmentation on a synthetic uint8 set; images/s are the best of up to {s['rounds']} "
         "interleaved rounds; MFU = achieved FLOP/s ÷ peak; memory = weights, gradients, "
         "momentum and saved activations of a step (inference: weights and the widest layer).",
