@@ -82,3 +82,14 @@ def test_without_lightning_its_columns_are_left_out_with_a_note(monkeypatch, tmp
 def test_an_unknown_model_is_a_user_error(capsys):
     assert main(["bench", "--quick", "--models", "vgg16"]) == 2
     assert "unknown benchmark model 'vgg16'; choose one of: lecture_cnn" in capsys.readouterr().err
+
+
+def test_ratios_pair_contenders_within_rounds_so_a_slow_stretch_hits_both():
+    from cnnlab.bench.report import paired_ratio
+    # b's first round ran while the machine was fast; in every round a is 1.1x b.
+    a = {"steps_per_round": 10, "round_seconds": [0.5 / 1.1, 2.0 / 1.1, 2.0 / 1.1]}
+    b = {"steps_per_round": 10, "round_seconds": [0.5, 2.0, 2.0]}
+    assert paired_ratio(a, b) == pytest.approx(1.1)  # best of rounds would say 0.25x
+    twice_the_steps = {"steps_per_round": 20, "round_seconds": [1.0, 4.0, 4.0]}
+    assert paired_ratio(twice_the_steps, b) == pytest.approx(1.0)
+    assert paired_ratio(a, None) is None  # a contender left out (Lightning not installed)

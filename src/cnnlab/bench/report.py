@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -40,24 +41,32 @@ def machine(device: torch.device) -> dict:
             "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
-def _ratio(a, b):
-    return a / b if a and b else None
+def paired_ratio(a: dict | None, b: dict | None) -> float | None:
+    """How many times faster contender `a` is than `b` (same images per step): the median,
+    over rounds, of their speeds in the same round. A round runs every contender back to
+    back, so when a shared machine slows down for a while (by up to 2x for minutes, seen
+    here) both of a pair slow together; best-of-rounds figures can come from different
+    stretches of time and disagree by more than the differences measured."""
+    if not a or not b:
+        return None
+    speeds = [[x["steps_per_round"] / seconds for seconds in x["round_seconds"]] for x in (a, b)]
+    return statistics.median(x / y for x, y in zip(*speeds))
 
 
 def ratios(w: dict) -> dict:
-    t = {k: v["images_per_second"] for k, v in w["training"].items()}
-    out = {"end_to_end_vs_lecture_loop": _ratio(t["cnnlab_end_to_end"], t["lecture_loop"]),
-           "end_to_end_vs_compute_only": _ratio(t["cnnlab_end_to_end"], t["cnnlab_compute"]),
-           "compute_vs_bare_step": _ratio(t["cnnlab_compute"], t["bare_pytorch"]),
-           "compute_vs_bare_step_fast_path": _ratio(t["cnnlab_compute"],
-                                                    t["bare_pytorch_fast_path"]),
-           "compute_vs_lightning": _ratio(t["cnnlab_compute"], t.get("lightning_compute")),
-           "end_to_end_vs_lightning": _ratio(t["cnnlab_end_to_end"], t.get("lightning_end_to_end"))}
+    t = w["training"]
+    out = {"end_to_end_vs_lecture_loop": paired_ratio(t["cnnlab_end_to_end"], t["lecture_loop"]),
+           "end_to_end_vs_compute_only": paired_ratio(t["cnnlab_end_to_end"], t["cnnlab_compute"]),
+           "compute_vs_bare_step": paired_ratio(t["cnnlab_compute"], t["bare_pytorch"]),
+           "compute_vs_bare_step_fast_path": paired_ratio(t["cnnlab_compute"],
+                                                          t["bare_pytorch_fast_path"]),
+           "compute_vs_lightning": paired_ratio(t["cnnlab_compute"], t.get("lightning_compute")),
+           "end_to_end_vs_lightning": paired_ratio(t["cnnlab_end_to_end"],
+                                                   t.get("lightning_end_to_end"))}
     for group in w["inference"]:
-        ours = group["cnnlab"]["images_per_second"]
         for rival_name in ("lecture_loop", "lightning"):
-            other = group.get(rival_name, {}).get("images_per_second")
-            out[f"inference_{group['batch_size']}_vs_{rival_name}"] = _ratio(ours, other)
+            out[f"inference_{group['batch_size']}_vs_{rival_name}"] = paired_ratio(
+                group["cnnlab"], group.get(rival_name))
     return out
 
 

@@ -23,18 +23,22 @@ from .workloads import FULL, WORKLOADS, Settings
 POOL = 16  # distinct in-memory batches that compute-only and inference contenders cycle through
 
 
+PROBE = 3  # steps timed to size a contender's rounds
+
+
 def _plan(contender, settings: Settings) -> tuple[int, int]:
-    """(steps per round, untimed steps first): rounds of about `round_seconds`, and batches
-    that DataLoader workers could prefetch between rounds left untimed where they would
-    matter (short steps), as they would otherwise come for free."""
-    seconds = contender.run(1) if settings.warmup else 0.0  # allocations, workers, set-up
-    if settings.calibrate and seconds < settings.round_seconds / 2:
-        seconds = contender.run(1)
+    """(steps per round, untimed steps first): rounds of about `round_seconds`. Batches that
+    DataLoader workers prefetch while the other contenders run are left untimed, as they
+    would otherwise come for free; the steps are sized on a steady-state probe after them."""
+    first = contender.run(1) if settings.warmup else 0.0  # allocations, workers, set-up
     if not settings.calibrate:
         return settings.max_steps, 0
-    steps = max(1, min(settings.max_steps, math.ceil(settings.round_seconds / max(seconds, 1e-6))))
+    if first > settings.round_seconds:  # slow steps: a prefetched batch is a sliver of one
+        return 1, 0
     prefetched = getattr(contender, "prefetched", 0)
-    return steps, prefetched if seconds * prefetched < settings.round_seconds / 4 else 0
+    seconds = contender.run(PROBE, prefetched) / PROBE
+    steps = max(1, min(settings.max_steps, math.ceil(settings.round_seconds / max(seconds, 1e-6))))
+    return steps, prefetched
 
 
 def measure_group(contenders: dict, images_per_step: int, settings: Settings) -> dict:
