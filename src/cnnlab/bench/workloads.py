@@ -32,7 +32,7 @@ class Settings:
     images: int = 10_000              # size of the synthetic uint8 training set
     # Many short rounds rather than a few long ones: on a shared machine the best round is
     # the one that ran while nothing else did, and more rounds give more chances of one.
-    rounds: int = 9                   # interleaved timing rounds; the best counts
+    rounds: int = 15                  # interleaved timing rounds; the best counts
     min_rounds: int = 3               # ... and no more once a group has run group_seconds
     group_seconds: float = 90.0
     round_seconds: float = 0.5        # aim for about this long per contender and round
