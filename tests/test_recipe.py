@@ -21,6 +21,7 @@ from cnnlab.config import TrainConfig
 from cnnlab.data.memory import TensorBatches
 from cnnlab.ema import make_ema
 from cnnlab.engine import evaluate
+from cnnlab.precision import recorded_precision
 from cnnlab.errors import UserError
 from cnnlab.layers.whitening import WhiteningConv, fit_whitening
 from cnnlab.models import create_model
@@ -223,10 +224,11 @@ def test_the_saved_model_holds_the_averaged_weights_and_the_test_used_them(recip
     # first 3 test batches (--limit-batches); the trained weights give another number.
     loaded = load_run(run)
     test = _first_test_batches(loaded, 3)
-    with_flip = evaluate(with_tta(loaded.model, "flip"), test)
+    precision = recorded_precision(loaded.spec.config.precision, torch.device("cpu"))
+    with_flip = evaluate(with_tta(loaded.model, "flip"), test, precision=precision)
     assert with_flip.loss == pytest.approx(result["test_loss"], abs=1e-5)
     loaded.model.load_state_dict(final["model"])
-    assert evaluate(with_tta(loaded.model, "flip"), test).loss != pytest.approx(
+    assert evaluate(with_tta(loaded.model, "flip"), test, precision=precision).loss != pytest.approx(
         result["test_loss"], abs=1e-5)
 
 

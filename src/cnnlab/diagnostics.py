@@ -21,6 +21,7 @@ from torch import nn
 
 from .data.transforms import Preprocess
 from .engine import Evaluation
+from .precision import FP32, Precision
 
 TOP_K = 16   # mistakes kept for the top-losses picture and report
 BINS = 10    # confidence bins of the reliability diagram
@@ -67,16 +68,18 @@ def _mistakes(logits: torch.Tensor, labels: torch.Tensor, first: int) -> list[Mi
 
 @torch.no_grad()
 def examine(model: nn.Module, batches: Iterable, preprocess: Preprocess,
-            top_k: int = TOP_K) -> tuple[Evaluation, list[Mistake]]:
+            top_k: int = TOP_K, precision: Precision = FP32) -> tuple[Evaluation, list[Mistake]]:
     """engine.evaluate's numbers, plus the `top_k` highest-loss mistakes with their images,
-    in one pass (the images of a large test set are never all held at once)."""
+    in one pass (the images of a large test set are never all held at once); the forward
+    pass in `precision`'s number format."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     all_logits, all_labels, worst, seen = [], [], [], 0
     try:
         for inputs, labels in batches:
-            logits = model(inputs.to(device)).float().cpu()
+            with precision.autocast():
+                logits = model(inputs.to(device)).float().cpu()
             labels = labels.cpu()
             worst = _worst(worst, _mistakes(logits, labels, seen), top_k)
             for mistake in worst:

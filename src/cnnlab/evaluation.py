@@ -13,6 +13,7 @@ from .diagnostics import examine, reliability
 from .errors import UserError
 from .eval_plots import per_class_figure, reliability_figure, top_losses_figure
 from .pictures import save_figure
+from .precision import recorded_precision
 from .runtime import resolve_device
 from .tta import with_tta
 from .viz import plot_confusion
@@ -37,10 +38,12 @@ def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str
                               batch_size=config.batch_size, device=device,
                               loading=config.data_loading, workers=config.workers,
                               only=(split,), preprocess=run.spec.preprocess)
-    preprocess = run.spec.preprocess
-    fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size), config.batch_size)
-    model = with_tta(run.model, config.tta)  # evaluated as training evaluated it
-    result, mistakes = examine(model, pipeline.batches[split], run.spec.preprocess)
+    # Evaluated as training evaluated it: its number format and test-time augmentation.
+    precision, preprocess = recorded_precision(config.precision, device), run.spec.preprocess
+    fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size), config.batch_size,
+                           precision)
+    model = with_tta(run.model, config.tta)
+    result, mistakes = examine(model, pipeline.batches[split], preprocess, precision=precision)
     labels, predicted = result.labels.numpy(), result.predictions.numpy()
     every_class = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(

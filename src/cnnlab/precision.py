@@ -58,6 +58,16 @@ def resolve_precision(name: str, device: torch.device) -> str:
                     "use --precision fp32.")
 
 
+def recorded_precision(name: str, device: torch.device) -> "Precision":
+    """The number format a run trained and validated in (config.json), for evaluating it
+    the same way; float32 where this device cannot run that format (a bf16 run on a CPU
+    without bf16, an fp16 run on a CPU)."""
+    try:
+        return Precision(resolve_precision(name, device), device.type)
+    except UserError:
+        return Precision("fp32", device.type)
+
+
 def candidate_precisions(name: str, device: torch.device) -> list[str]:
     """The number formats the fast path may choose from by timing (fastpath.py): fp32 and bf16
     for 'auto' on a CPU that multiplies bf16 natively, where bf16 speeds up some models 2-3x

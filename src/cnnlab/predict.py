@@ -12,6 +12,7 @@ import torch
 from . import fastpath, runs
 from .data.images import decode_image
 from .errors import UserError
+from .precision import FP32, Precision, recorded_precision
 from .runtime import resolve_device
 from .tta import with_tta
 
@@ -25,11 +26,13 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
         raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
     device = resolve_device(device)
     run = runs.load_run(run_dir, device)
-    preprocess = run.spec.preprocess
+    # As training evaluated it: its number format and test-time augmentation.
+    config, preprocess = run.spec.config, run.spec.preprocess
+    precision = recorded_precision(config.precision, device)
     fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
-                           max(1, min(BATCH, len(files))))
-    model = with_tta(run.model, run.spec.config.tta)  # as training evaluated it
-    return classify(model, run.spec.preprocess, run.spec.classes, files, top_k, device)
+                           max(1, min(BATCH, len(files))), precision)
+    model = with_tta(run.model, config.tta)
+    return classify(model, preprocess, run.spec.classes, files, top_k, device, precision)
 
 
 def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str = "auto",
@@ -45,7 +48,7 @@ def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str 
 
 
 def classify(model, preprocess, classes: list[str], files: list[str], top_k: int,
-             device) -> dict:
+             device, precision: Precision = FP32) -> dict:
     """Top-k classes of `model` (in evaluation mode) for each readable file."""
     inputs, readable, errors = [], [], []
     for file in files:
@@ -57,9 +60,9 @@ def classify(model, preprocess, classes: list[str], files: list[str], top_k: int
             errors.append({"file": str(file), "error": str(exc)})
     predictions = []
     for start in range(0, len(inputs), BATCH):
-        with torch.inference_mode():
+        with torch.inference_mode(), precision.autocast():
             batch = torch.stack(inputs[start:start + BATCH]).to(device)
-            probabilities = model(batch).softmax(dim=1).cpu()
+            probabilities = model(batch).float().softmax(dim=1).cpu()
         for file, row in zip(readable[start:start + BATCH], probabilities):
             best = row.topk(min(top_k, len(classes)))
             predictions.append({"file": file, "top": [

@@ -188,7 +188,11 @@ def _open_row(trace: _Trace, name: str, module: nn.Module) -> None:
     trace.seen_params.update(id(p) for p in params)
     trace.seen_modules.add(id(module))
     row.trainable_params = sum(p.numel() for p in params if p.requires_grad)
-    row.frozen_params = sum(p.numel() for p in params if not p.requires_grad)
+    # Weights fitted from data rather than learned are buffers (layers/whitening.py): they
+    # count as frozen, as the layer's formula says they are there.
+    fitted = [b for n, b in module.named_buffers(recurse=False) if n in ("weight", "bias")]
+    row.frozen_params = (sum(p.numel() for p in params if not p.requires_grad)
+                         + (0 if row.shared else sum(b.numel() for b in fitted)))
     expected = _expected_params(module)
     if not row.shared and expected is not None and expected != row.trainable_params + row.frozen_params:
         raise FormulaMismatch(f"{row.name}: the parameter formula gives {expected}, "
