@@ -72,10 +72,10 @@ def test_inference_layout_is_timed_on_forward_passes_apart_from_training(monkeyp
     monkeypatch.setattr(layout, "time_layouts", spy)
     model = _net().eval()
     expected = model(torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1)))
-    chosen = fastpath.for_inference(model, (3, 16, 16), 1)
-    again = fastpath.for_inference(model, (3, 16, 16), 1)       # remembered
+    chosen, number_format = fastpath.for_inference(model, (3, 16, 16), 1)
+    again, _ = fastpath.for_inference(model, (3, 16, 16), 1)    # remembered
     layout.choose_layout(_net(), (3, 16, 16), 1, precision.FP32)  # training: its own entry
-    assert timed == [False, True] and chosen == again
+    assert timed == [False, True] and chosen == again and number_format.name == "fp32"
     fmt = layout.FORMATS[chosen]
     assert model[0].weight.is_contiguous(memory_format=fmt)
     assert not model.training  # timing copies, never the model itself
@@ -173,3 +173,15 @@ def test_auto_on_a_bf16_cpu_keeps_bf16_only_where_it_times_clearly_faster(
     assert (fast.memory_format, fast.precision.name) == chosen
     assert fast.step_seconds["channels_last bf16"] == bf16_seconds
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("fp32_seconds, expected", [(0.5, "fp32"), (0.95, "bf16")])
+def test_a_bf16_trained_model_predicts_in_bf16_unless_fp32_is_clearly_faster(
+        monkeypatch, fp32_seconds, expected):
+    timings = {"bf16": {"contiguous": 1.0, "channels_last": 2.0},
+               "fp32": {"contiguous": fp32_seconds, "channels_last": 2.0}}
+    monkeypatch.setattr(layout, "time_layouts", lambda model, shape, batch, p, training=True:
+                        dict(timings[p.name]))
+    chosen, number_format = fastpath.for_inference(_net().eval(), (3, 16, 16), 1,
+                                                   Precision("bf16", "cpu"))
+    assert (chosen, number_format.name) == ("contiguous", expected)

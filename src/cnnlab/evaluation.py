@@ -39,9 +39,10 @@ def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str
                               loading=config.data_loading, workers=config.workers,
                               only=(split,), preprocess=run.spec.preprocess)
     # Evaluated as training evaluated it: its number format and test-time augmentation.
-    precision, preprocess = recorded_precision(config.precision, device), run.spec.preprocess
-    fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size), config.batch_size,
-                           precision)
+    preprocess = run.spec.preprocess
+    _, precision = fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
+                                          config.batch_size,
+                                          recorded_precision(config.precision, device))
     model = with_tta(run.model, config.tta)
     result, mistakes = examine(model, pipeline.batches[split], preprocess, precision=precision)
     labels, predicted = result.labels.numpy(), result.predictions.numpy()

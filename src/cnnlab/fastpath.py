@@ -103,19 +103,29 @@ def _choose(config, model, input_shape, device, world) -> tuple[str, str, dict]:
         # --deterministic: nothing may depend on a timing
         fixed = "contiguous" if config.memory_format == "auto" else config.memory_format
         return fixed, formats[0], {}
+    chosen, number_format, seconds = _fastest(
+        model, input_shape, config.batch_size, formats, device, world.main, training=True,
+        fixed=None if config.memory_format == "auto" else config.memory_format)
+    chosen = distributed.broadcast(world, (chosen, number_format))  # every process alike
+    return chosen[0], chosen[1], seconds
+
+
+def _fastest(model, input_shape, batch_size: int, formats: list[str], device, remember: bool,
+             training: bool, fixed: str | None = None) -> tuple[str, str, dict]:
+    """(layout, number format, {"layout format": seconds}) of the fastest option timed;
+    a format other than formats[0] must save MARGIN of a step, as channels_last must."""
     best, seconds = {}, {}
     for name in formats:
-        chosen, measured = layout.choose_layout(model, input_shape, config.batch_size,
-                                                Precision(name, device.type), remember=world.main)
-        if config.memory_format != "auto":  # timed for the number format only
-            chosen = config.memory_format
+        chosen, measured = layout.choose_layout(model, input_shape, batch_size,
+                                                Precision(name, device.type), remember=remember,
+                                                training=training)
+        chosen = fixed or chosen  # a layout the user fixed: timed for the number format only
         best[name] = (chosen, measured[chosen])
         seconds.update({f"{fmt} {name}": value for fmt, value in measured.items()})
     fastest = min(best, key=lambda name: best[name][1])
     if best[fastest][1] > (1 - layout.MARGIN) * best[formats[0]][1]:
         fastest = formats[0]
-    chosen = distributed.broadcast(world, (best[fastest][0], fastest))  # every process alike
-    return chosen[0], chosen[1], seconds
+    return best[fastest][0], fastest, seconds
 
 
 def setup(config, model: nn.Module, input_shape, device: torch.device,
@@ -135,16 +145,21 @@ def setup(config, model: nn.Module, input_shape, device: torch.device,
 
 
 def for_inference(model: nn.Module, input_shape, batch_size: int,
-                  precision: Precision | None = None) -> str:
+                  precision: Precision | None = None) -> tuple[str, Precision]:
     """Put a trained `model` in the layout that runs its forward pass fastest here at
-    `batch_size` (timed once, then remembered: layout.py); returns the layout's name."""
-    if not layout.has_feature_maps(model):
-        return "contiguous"
+    `batch_size`, and choose the number format: `precision` (the one it trained in, so
+    evaluation repeats training's figures), or float32 where that is clearly faster (bf16
+    at batch 1 can be slower than float32 on a CPU). Timed once, then remembered (layout.py);
+    returns (layout name, Precision)."""
     device = next(model.parameters()).device
     precision = precision or Precision("fp32", device.type)
-    chosen, _ = layout.choose_layout(model, input_shape, batch_size, precision, training=False)
+    if not layout.has_feature_maps(model):
+        return "contiguous", precision
+    formats = list(dict.fromkeys([precision.name, "fp32"]))
+    chosen, number_format, _ = _fastest(model, input_shape, batch_size, formats, device,
+                                        remember=True, training=False)
     model.to(memory_format=layout.FORMATS[chosen])
-    return chosen
+    return chosen, Precision(number_format, device.type)
 
 
 def write_record(run_dir: Path, fast: FastPath) -> None:

@@ -28,9 +28,9 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
     run = runs.load_run(run_dir, device)
     # As training evaluated it: its number format and test-time augmentation.
     config, preprocess = run.spec.config, run.spec.preprocess
-    precision = recorded_precision(config.precision, device)
-    fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
-                           max(1, min(BATCH, len(files))), precision)
+    _, precision = fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
+                                          max(1, min(BATCH, len(files))),
+                                          recorded_precision(config.precision, device))
     model = with_tta(run.model, config.tta)
     return classify(model, preprocess, run.spec.classes, files, top_k, device, precision)
 

@@ -81,26 +81,28 @@ def _training(w, settings, device, fast_net, fast, sets, lightning: bool) -> dic
 
 
 def _inference(w, settings, device, fast, sets, lightning: bool) -> list:
-    """cnnlab as `cnnlab evaluate` and `predict` run a saved model: in the number format it
-    trained in, and the layout fastest for the batch size (fastpath.for_inference).
-    Lightning gets the same number format; the lectures' loop is float32, as written."""
+    """cnnlab as `cnnlab evaluate` and `predict` run a saved model: in the layout fastest for
+    the batch size, in the number format it trained in unless float32 is clearly faster
+    (fastpath.for_inference). Lightning gets the training's number format; the lectures'
+    loop is float32, as written."""
     plain = build_model(w, device)
     results = []
     for bs in settings.inference_batches:
         batches = data.plain_batches(*sets, bs, device)[:POOL]
         ours = build_model(w, device).eval()
-        chosen = (fastpath.for_inference(ours, w.input_shape, bs, fast.precision)
-                  if settings.memory_format == "auto" else settings.memory_format)
+        chosen, precision = ((settings.memory_format, fast.precision)
+                             if settings.memory_format != "auto" else
+                             fastpath.for_inference(ours, w.input_shape, bs, fast.precision))
         ours.to(memory_format=layout.FORMATS[chosen])
-        contenders = {"cnnlab": Inference(ours, fast.precision, batches, device),
+        contenders = {"cnnlab": Inference(ours, precision, batches, device),
                       "lecture_loop": LectureInference(plain, batches, device)}
         if lightning:
             contenders["lightning"] = rival.Lightning(plain, batches, device, fast.precision.name,
                                                       predict=True)
         group = measure_group(contenders, bs, settings)
         group["cnnlab"]["memory_mb"] = measure.inference_memory_mb(ours, batches[0][0],
-                                                                   fast.precision)
-        results.append({"batch_size": bs, "layout": chosen, **group})
+                                                                   precision)
+        results.append({"batch_size": bs, "layout": f"{chosen}, {precision.name}", **group})
     return results
 
 

@@ -53,7 +53,7 @@ def _ratios(workloads) -> list[str]:
 
 
 def _inference(workloads) -> list[str]:
-    lines = _header(["model", "batch", "layout", "cnnlab", "lectures' loop", "Lightning",
+    lines = _header(["model", "batch", "layout, format", "cnnlab", "lectures' loop", "Lightning",
                      "÷ lectures' loop",
                      "÷ Lightning", "memory (MB)"])
     for w in workloads:
