@@ -10,9 +10,8 @@ import time
 
 import torch
 
-from ..errors import unknown_name
 from .. import fastpath, layout
-from ..fastpath import usable_cpus
+from ..errors import unknown_name
 from ..precision import DTYPES, candidate_precisions
 from ..runtime import resolve_device
 from . import data, measure, report, rival
@@ -21,8 +20,6 @@ from .ours import Inference, Training, build_model, fast_copy, fast_model
 from .workloads import FULL, WORKLOADS, Settings
 
 POOL = 16  # distinct in-memory batches that compute-only and inference contenders cycle through
-
-
 PROBE = 3  # steps timed to size a contender's rounds
 
 
@@ -136,7 +133,7 @@ def run_bench(settings: Settings = FULL, device: str = "auto", models=None, comp
             raise unknown_name("benchmark model", name, known)
     device = resolve_device(device)
     if settings.workers is None:  # the lectures' DataLoader: a worker per usable CPU
-        settings = dataclasses.replace(settings, workers=usable_cpus())
+        settings = dataclasses.replace(settings, workers=fastpath.usable_cpus())
     lightning, machine = rival.version() is not None, report.machine(device)
     size = settings.matmul_size or (8192 if device.type == "cuda" else 2048)
     peaks = {}  # each number format the fast path may choose: MFU divides by its own peak

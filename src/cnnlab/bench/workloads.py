@@ -34,7 +34,7 @@ class Settings:
     # the one that ran while nothing else did, and more rounds give more chances of one.
     rounds: int = 15                  # interleaved timing rounds; the best counts
     min_rounds: int = 3               # ... and no more once a group has run group_seconds
-    group_seconds: float = 90.0
+    group_seconds: float = 240.0
     round_seconds: float = 0.5        # aim for about this long per contender and round
     max_steps: int = 200              # per contender and round
     matmul_size: int | None = None    # side of the peak-FLOP/s matmul (None: 2048 CPU, 8192 GPU)
