@@ -84,8 +84,8 @@ class AugmentedImages:
     copies reflect-padded sideways, so every output row is `width` consecutive bytes of the
     store: a batch is one `index_select` of rows from a sliding-window view of it. That costs
     2.5x the set's memory on 32x32 images and is about 3-4x faster than gathering pixels
-    (0.2-0.3 ms against 0.9 ms for 128 CIFAR images on a 2-core CPU), which keeps augmentation a small
-    fraction of even a small model's training step."""
+    (0.2-0.3 ms against 0.9 ms for 128 CIFAR images on a 2-core CPU), which keeps
+    augmentation a small fraction of even a small model's training step."""
 
     def __init__(self, images: torch.Tensor, augment: Augment | None = None):
         augment = augment or Augment()
