@@ -91,8 +91,9 @@ def markdown(result: dict) -> str:
                         for name, p in list(result.get("peaks", {}).items())[1:])
         + f". Training batch {s['batch_size']}; flip + crop "
         f"augmentation on a synthetic uint8 set; images/s are the best of up to {s['rounds']} "
-        "interleaved rounds, ratios the median of the ratios within each round; MFU = achieved FLOP/s ÷ peak; memory = weights, gradients, "
-        "momentum and saved activations of a step (inference: weights and the widest layer).",
+        "interleaved rounds, ratios the median of the ratios within each round; MFU = "
+        "achieved FLOP/s ÷ peak; memory = weights, gradients, momentum and saved activations "
+        "of a step (inference: weights and the widest layer).",
         *result["notes"]]
     sections = [("Training, images/s", _training), ("Ratios", _ratios),
                 ("Inference, images/s", _inference)]
