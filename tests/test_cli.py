@@ -52,7 +52,6 @@ def test_predict_names_the_right_class_for_png_digits(default_run, tmp_path, cap
 
 def test_predict_preprocesses_exactly_as_training_did(default_run, tmp_path, capsys):
     """An 8x8 PNG of a test digit gets the same probabilities as the in-memory test set."""
-    from cnnlab.evaluation import evaluate_run  # noqa: F401  (same run, same preprocessing)
     from cnnlab.data.memory import TensorBatches
     from cnnlab.engine import evaluate
     from cnnlab.runs import load_run
@@ -89,6 +88,9 @@ def test_evaluate_prints_per_class_metrics_and_a_consistent_confusion_matrix(def
     matrix = np.array(report["confusion_matrix"])
     assert matrix.sum() == len(load_dataset("digits").test)
     assert report["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    # the figures training printed for its test split, repeated
+    assert report["accuracy"] == pytest.approx(default_run.test_accuracy)
+    assert report["loss"] == pytest.approx(default_run.test_loss, abs=1e-5)
     assert [c["class"] for c in report["per_class"]] == [str(d) for d in range(10)]
     assert all(0 <= c["f1"] <= 1 for c in report["per_class"])
     assert Path(default_run.run_dir, "confusion.png").is_file()

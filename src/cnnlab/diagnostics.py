@@ -66,7 +66,7 @@ def _mistakes(logits: torch.Tensor, labels: torch.Tensor, first: int) -> list[Mi
             for i in (predicted != labels).nonzero().flatten().tolist()]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # as engine.evaluate
 def examine(model: nn.Module, batches: Iterable, preprocess: Preprocess,
             top_k: int = TOP_K, precision: Precision = FP32) -> tuple[Evaluation, list[Mistake]]:
     """engine.evaluate's numbers, plus the `top_k` highest-loss mistakes with their images,

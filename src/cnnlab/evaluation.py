@@ -40,11 +40,12 @@ def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str
                               only=(split,), preprocess=run.spec.preprocess)
     # Evaluated as training evaluated it: its number format and test-time augmentation.
     preprocess = run.spec.preprocess
-    _, precision = fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
-                                          config.batch_size,
-                                          recorded_precision(config.precision, device))
+    _, number_format = fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
+                                              config.batch_size,
+                                              recorded_precision(config.precision, device))
     model = with_tta(run.model, config.tta)
-    result, mistakes = examine(model, pipeline.batches[split], preprocess, precision=precision)
+    result, mistakes = examine(model, pipeline.batches[split], preprocess,
+                               precision=number_format)
     labels, predicted = result.labels.numpy(), result.predictions.numpy()
     every_class = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(

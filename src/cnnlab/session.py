@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
