@@ -175,13 +175,15 @@ def test_auto_on_a_bf16_cpu_keeps_bf16_only_where_it_times_clearly_faster(
     assert model[0].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-@pytest.mark.parametrize("fp32_seconds, expected", [(0.5, "fp32"), (0.95, "bf16")])
+@pytest.mark.parametrize("fp32_seconds, exact, expected", [
+    (0.5, False, "fp32"), (0.95, False, "bf16"),
+    (0.5, True, "bf16")])  # evaluate: training's format, however fast fp32 is
 def test_a_bf16_trained_model_predicts_in_bf16_unless_fp32_is_clearly_faster(
-        monkeypatch, fp32_seconds, expected):
+        monkeypatch, fp32_seconds, exact, expected):
     timings = {"bf16": {"contiguous": 1.0, "channels_last": 2.0},
                "fp32": {"contiguous": fp32_seconds, "channels_last": 2.0}}
     monkeypatch.setattr(layout, "time_layouts", lambda model, shape, batch, p, training=True:
                         dict(timings[p.name]))
     chosen, number_format = fastpath.for_inference(_net().eval(), (3, 16, 16), 1,
-                                                   Precision("bf16", "cpu"))
+                                                   Precision("bf16", "cpu"), exact=exact)
     assert (chosen, number_format.name) == ("contiguous", expected)

@@ -42,7 +42,8 @@ def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str
     preprocess = run.spec.preprocess
     _, number_format = fastpath.for_inference(run.model, (preprocess.channels, *preprocess.size),
                                               config.batch_size,
-                                              recorded_precision(config.precision, device))
+                                              recorded_precision(config.precision, device),
+                                              exact=True)
     model = with_tta(run.model, config.tta)
     result, mistakes = examine(model, pipeline.batches[split], preprocess,
                                precision=number_format)

@@ -145,17 +145,18 @@ def setup(config, model: nn.Module, input_shape, device: torch.device,
 
 
 def for_inference(model: nn.Module, input_shape, batch_size: int,
-                  precision: Precision | None = None) -> tuple[str, Precision]:
+                  precision: Precision | None = None,
+                  exact: bool = False) -> tuple[str, Precision]:
     """Put a trained `model` in the layout that runs its forward pass fastest here at
-    `batch_size`, and choose the number format: `precision` (the one it trained in, so
-    evaluation repeats training's figures), or float32 where that is clearly faster (bf16
-    at batch 1 can be slower than float32 on a CPU). Timed once, then remembered (layout.py);
-    returns (layout name, Precision)."""
+    `batch_size`, and choose the number format: `precision` (the one it trained in), or
+    float32 where that is clearly faster (bf16 at batch 1 can be slower than float32 on a
+    CPU) unless `exact` (evaluation: training's test figures repeated to the digit). Timed
+    once, then remembered (layout.py); returns (layout name, Precision)."""
     device = next(model.parameters()).device
     precision = precision or Precision("fp32", device.type)
     if not layout.has_feature_maps(model):
         return "contiguous", precision
-    formats = list(dict.fromkeys([precision.name, "fp32"]))
+    formats = [precision.name] if exact else list(dict.fromkeys([precision.name, "fp32"]))
     chosen, number_format, _ = _fastest(model, input_shape, batch_size, formats, device,
                                         remember=True, training=False)
     model.to(memory_format=layout.FORMATS[chosen])

@@ -78,7 +78,7 @@ def _training(w, settings, device, fast_net, fast, sets, lightning: bool) -> dic
 
 
 def _inference(w, settings, device, fast, sets, lightning: bool) -> list:
-    """cnnlab as `cnnlab evaluate` and `predict` run a saved model: in the layout fastest for
+    """cnnlab as `cnnlab predict` runs a saved model: in the layout fastest for
     the batch size, in the number format it trained in unless float32 is clearly faster
     (fastpath.for_inference). Lightning gets the training's number format; the lectures'
     loop is float32, as written."""
