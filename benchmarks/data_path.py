@@ -33,7 +33,7 @@ from cnnlab.data.augment import preset
 from cnnlab.data.memory import TensorBatches, batch_transform
 from cnnlab.data.shapes import generate_shapes
 from cnnlab.data.transforms import Preprocess, channel_stats
-from cnnlab.engine import train_one_epoch
+from cnnlab.engine.loop import train_one_epoch
 from cnnlab.models import create_model
 
 RESULTS = Path(__file__).parent / "results"

@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from cnnlab import TrainConfig, train
-from cnnlab.optim import make_optimizer, make_scheduler
-from cnnlab.runtime import seed_everything
-from cnnlab.training import prepare
+from cnnlab.engine.optim import make_optimizer, make_scheduler
+from cnnlab.accel.device import seed_everything
+from cnnlab.training.run import prepare
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -18,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from cnnlab.arithmetic import (conclusion1, conclusion2, conclusion3, conclusion5, conv_length,
-                               conv_shape, cs428_pool_length, lecture_output_size, make_layer,
-                               output_size, param_count, pool_length)
-from cnnlab.cli import main
+from cnnlab.course.arithmetic import (conclusion1, conclusion2, conclusion3, conclusion5,
+                                      conv_length, conv_shape, cs428_pool_length,
+                                      lecture_output_size, make_layer, output_size, param_count,
+                                      pool_length)
+from cnnlab.cli.main import main
 from cnnlab.errors import UserError
-from cnnlab.receptive import receptive_fields
+from cnnlab.course.receptive import receptive_fields
 
 
 def shape(**kw):

@@ -11,7 +11,7 @@ import pytest
 
 from cnnlab.bench import rival, run_bench
 from cnnlab.bench.workloads import QUICK, WORKLOADS
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 
 TRAINING = {"bare_pytorch", "bare_pytorch_fast_path", "cnnlab_compute", "cnnlab_end_to_end",
             "lecture_loop"}

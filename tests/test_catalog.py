@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
 from cnnlab.data.catalog import CATALOG
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab.checkpoint import (atomic_write_bytes, load_checkpoint, load_weights,
-                               save_checkpoint, save_weights)
+from cnnlab.atomic import atomic_write_bytes
+from cnnlab.runs.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from cnnlab.errors import UserError
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
 
 CNNLAB = [sys.executable, "-m", "cnnlab"]
@@ -53,8 +53,8 @@ def test_predict_names_the_right_class_for_png_digits(default_run, tmp_path, cap
 def test_predict_preprocesses_exactly_as_training_did(default_run, tmp_path, capsys):
     """An 8x8 PNG of a test digit gets the same probabilities as the in-memory test set."""
     from cnnlab.data.memory import TensorBatches
-    from cnnlab.engine import evaluate
-    from cnnlab.runs import load_run
+    from cnnlab.engine.loop import evaluate
+    from cnnlab.runs.folder import load_run
 
     _digit_png(tmp_path / "d.png", 3, scale=1)
     assert main(["predict", str(default_run.run_dir), str(tmp_path / "d.png"), "--json",

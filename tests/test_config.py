@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from cnnlab.cli import build_parser, config_from_args
-from cnnlab.config import TrainConfig
+from cnnlab.cli.main import build_parser, config_from_args
+from cnnlab.config.train_config import TrainConfig
 from cnnlab.errors import UserError
 
 

@@ -11,10 +11,10 @@ from PIL import Image
 from skimage import data
 
 from cnnlab import UserError, create_model, model_info
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 from cnnlab.models import plan_input
 from cnnlab.models.efficientnet import SameConv2d, lite0_package_file, lite0_state_dict
-from cnnlab.pretrained import pretrained_record
+from cnnlab.training.pretrained import pretrained_record
 
 CATS = {"tabby", "tiger cat", "Persian cat", "Siamese cat", "Egyptian cat"}
 CUPS = {"cup", "espresso", "coffee mug"}

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from cnnlab.data.memory import TensorBatches
-from cnnlab.engine import evaluate, fit, train_one_epoch
+from cnnlab.engine.loop import evaluate, fit, train_one_epoch
 
 
 def _toy_problem(n=256, seed=0):

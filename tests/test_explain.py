@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 from cnnlab.errors import UserError
-from cnnlab.explain import explain_conv, explain_pool, format_explanation
+from cnnlab.course.explain import explain_conv, explain_pool, format_explanation
 
 # 001 'Convolutional layers' and 'Pooling layers': the 6x6 image of the worked examples
 IMAGE_001 = "2 5 8 7 9 8; 1 3 4 2 8 3; 0 4 1 2 1 4; 3 3 8 7 5 1; 4 1 2 2 9 2; 5 1 3 7 4 8"

@@ -7,12 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab import TrainConfig, fastpath, layout, precision, train
-from cnnlab.cli import main
+from cnnlab import TrainConfig, train
+from cnnlab.accel import fastpath, layout, precision
+from cnnlab.cli.main import main
 from cnnlab.data.memory import TensorBatches
-from cnnlab.engine import train_one_epoch
+from cnnlab.engine.loop import train_one_epoch
 from cnnlab.errors import UserError
-from cnnlab.precision import Precision, resolve_precision
+from cnnlab.accel.precision import Precision, resolve_precision
 
 CPU = torch.device("cpu")
 

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from cnnlab import TrainConfig
-from cnnlab.checkpoint import load_checkpoint
-from cnnlab.cli import main
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.cli.main import main
 from cnnlab.models import registry
 from cnnlab.models.lenet import LeNet5
-from cnnlab.resume import checkpoints
+from cnnlab.runs.resume import checkpoints
 
 
 class NanOnStep(LeNet5):

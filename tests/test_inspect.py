@@ -14,14 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import main
-from cnnlab.featuremaps import featuremaps
-from cnnlab.filters import filters, kernel_grid
-from cnnlab.gradcam import gradcam
+from cnnlab.cli.main import main
+from cnnlab.look.featuremaps import featuremaps
+from cnnlab.look.filters import filters, kernel_grid
+from cnnlab.look.gradcam import gradcam
 from cnnlab.models import create_model
-from cnnlab.pictures import symmetric_range, tile_position, unit_range
-from cnnlab.receptive_picture import receptive_field
-from cnnlab.runs import load_run
+from cnnlab.figures import symmetric_range, tile_position, unit_range
+from cnnlab.look.receptive_field import receptive_field
+from cnnlab.runs.folder import load_run
 
 
 def _png_size(path) -> tuple[int, int]:
@@ -67,7 +67,7 @@ def test_more_channels_than_fit_shows_the_strongest_first(short_run, tmp_path):
     result = featuremaps(str(short_run.run_dir), str(tmp_path / "digit.png"), layers=["features.3"],
                          channels=4, out=str(tmp_path / "maps.png"), device="cpu")
     run = load_run(short_run.run_dir)
-    from cnnlab.inspection import Subject
+    from cnnlab.look.inspection import Subject
     subject = Subject(run.model, run.spec.preprocess, run.spec.classes, "run", torch.device("cpu"))
     _, x = subject.prepare(_digit_png(tmp_path / "again.png", 5))
     with torch.no_grad():

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from cnnlab.cli import main
-from cnnlab.kernels import (KERNELS, correlate, correlate_separable, get_kernel, kernel_lab,
-                            sample_image, separability)
+from cnnlab.cli.main import main
+from cnnlab.course.kernels import (KERNELS, correlate, correlate_separable, get_kernel, kernel_lab,
+                                   sample_image, separability)
 
 
 @pytest.mark.parametrize("name,printed", [

@@ -9,9 +9,10 @@ import torchvision
 from safetensors.torch import load_file
 from torch import nn
 
-from cnnlab import list_models, model_info, training
-from cnnlab.cli import main
-from cnnlab.runs import load_run
+from cnnlab import list_models, model_info
+from cnnlab.training import run as training
+from cnnlab.cli.main import main
+from cnnlab.runs.folder import load_run
 
 # One batch of two images per split: enough to run every code path, cheap for ResNet-152.
 # SGD without momentum keeps no optimizer state, so the checkpoint stays small.
@@ -103,7 +104,7 @@ def test_limit_batches_bounds_every_split(tmp_path, capsys, monkeypatch):
     def evaluate(model, batches, *args, **kwargs):
         count(batches)
         return real_evaluate(model, batches, *args, **kwargs)
-    from cnnlab import session  # the run's loop lives there
+    from cnnlab.training import session  # the run's loop lives there
     real_fit, real_evaluate = session.fit, session.evaluate
     monkeypatch.setattr(session, "fit", fit)
     monkeypatch.setattr(session, "evaluate", evaluate)

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 
 from cnnlab import UserError, create_model, list_models, model_info
-from cnnlab.engine import training_loss
+from cnnlab.engine.loop import training_loss
 from cnnlab.layers import LocalResponseNorm, SwitchableNorm2d
 from cnnlab.models import plan_input
 

@@ -15,20 +15,20 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from cnnlab.checkpoint import load_checkpoint
-from cnnlab.cli import build_parser, config_from_args, main
-from cnnlab.config import TrainConfig
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.cli.main import build_parser, config_from_args, main
+from cnnlab.config.train_config import TrainConfig
 from cnnlab.data.memory import TensorBatches
-from cnnlab.ema import make_ema
-from cnnlab.engine import evaluate
-from cnnlab.precision import recorded_precision
+from cnnlab.engine.ema import make_ema
+from cnnlab.engine.loop import evaluate
+from cnnlab.accel.precision import recorded_precision
 from cnnlab.errors import UserError
 from cnnlab.layers.whitening import WhiteningConv, fit_whitening
 from cnnlab.models import create_model
-from cnnlab.recipes import RECIPES
-from cnnlab.resume import checkpoints
-from cnnlab.runs import load_run
-from cnnlab.tta import FlipAveraged, with_tta
+from cnnlab.config.recipes import RECIPES
+from cnnlab.runs.resume import checkpoints
+from cnnlab.runs.folder import load_run
+from cnnlab.tasks.tta import FlipAveraged, with_tta
 
 # The recipe shrunk to seconds on a CPU: 3 batches of 32 per split and epoch; the layout is
 # fixed so no timing decides anything, and a checkpoint every 2 steps lets a test resume

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab.cli import main
-from cnnlab.diagnostics import examine, reliability
-from cnnlab.evaluation import evaluate_run
+from cnnlab.cli.main import main
+from cnnlab.tasks.diagnostics import examine, reliability
+from cnnlab.infer.evaluate import evaluate_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 # As root in a container: no sandbox, no GPU, nothing fetched in the background.
@@ -31,7 +31,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def _test_batches(run_dir):
     from cnnlab.data import load_dataset
     from cnnlab.data.pipeline import build_pipeline
-    from cnnlab.runs import load_run
+    from cnnlab.runs.folder import load_run
     run = load_run(run_dir)
     pipeline = build_pipeline(load_dataset(run.spec.config.dataset), 0, None, batch_size=50,
                               device=torch.device("cpu"), only=("test",),
@@ -42,7 +42,7 @@ def _test_batches(run_dir):
 def _expected_top_losses(run_dir, k: int = 16) -> list[tuple[int, float]]:
     """Independently, from engine.evaluate's probabilities: (index, loss) of the k worst
     misclassified test images, highest loss first."""
-    from cnnlab.engine import evaluate
+    from cnnlab.engine.loop import evaluate
     run, batches = _test_batches(run_dir)
     result = evaluate(run.model, batches)
     losses = -torch.log(result.probabilities[torch.arange(len(result.labels)), result.labels])
@@ -64,8 +64,8 @@ def test_top_losses_are_the_worst_mistakes_only_in_order_of_loss(short_run):
 
 
 def test_examine_agrees_with_the_engine_and_keeps_each_mistakes_image(short_run):
-    from cnnlab.diagnostics import denormalise
-    from cnnlab.engine import evaluate
+    from cnnlab.tasks.diagnostics import denormalise
+    from cnnlab.engine.loop import evaluate
     run, batches = _test_batches(short_run.run_dir)
     plain = evaluate(run.model, batches)
     result, mistakes = examine(run.model, batches, run.spec.preprocess, top_k=5)

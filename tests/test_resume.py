@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlab.checkpoint import load_checkpoint, save_checkpoint
-from cnnlab.resume import checkpoints
+from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
+from cnnlab.runs.resume import checkpoints
 
 TRAIN = [sys.executable, "-m", "cnnlab", "train", "--epochs", "3", "--augment", "flip-crop",
          "--deterministic", "--quiet", "--model-kwargs", "activation=relu"]
@@ -83,7 +83,7 @@ def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
 
 
 def test_resume_refuses_to_change_the_recipe(straight, capsys):
-    from cnnlab.cli import main
+    from cnnlab.cli.main import main
     assert main(["train", "--resume", str(straight), "--lr", "0.5"]) == 2
     assert "--lr cannot be changed" in capsys.readouterr().err
 

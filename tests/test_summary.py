@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import cnnlab.functional_rules
-import cnnlab.summary
-from cnnlab.cli import main
+import cnnlab.course.functional_rules
+import cnnlab.course.summary
+from cnnlab.cli.main import main
 from cnnlab.models import list_models, model_info
-from cnnlab.summary import FormulaMismatch, format_summary, summarize, summary
+from cnnlab.course.summary import FormulaMismatch, format_summary, summarize, summary
 
 
 @pytest.fixture(autouse=True)
@@ -195,14 +195,15 @@ def test_transposed_convolution_receptive_field_is_the_widest_output():
 
 
 def test_formulas_that_disagree_with_the_forward_pass_fail_loudly(monkeypatch):
-    real = cnnlab.functional_rules.output_size
-    monkeypatch.setattr(cnnlab.functional_rules, "output_size", lambda layer, hw: tuple(n + 1 for n in real(layer, hw)))
+    real = cnnlab.course.functional_rules.output_size
+    monkeypatch.setattr(cnnlab.course.functional_rules, "output_size",
+                        lambda layer, hw: tuple(n + 1 for n in real(layer, hw)))
     with pytest.raises(FormulaMismatch, match="features.0: Conv2d formula gives 6x29x29, the forward pass gave 6x28x28"):
         summary("lenet5")
 
 
 def test_a_parameter_formula_that_disagrees_fails_loudly(monkeypatch):
-    monkeypatch.setattr(cnnlab.summary, "param_count", lambda layer: 1)
+    monkeypatch.setattr(cnnlab.course.summary, "param_count", lambda layer: 1)
     with pytest.raises(FormulaMismatch, match="the parameter formula gives 1, the module holds 156"):
         summary("lenet5")
 
@@ -323,7 +324,7 @@ SMALL_MODELS = [name for name in list_models() if max(model_info(name).input_siz
 @pytest.mark.parametrize("name", SMALL_MODELS)
 def test_registered_models_summarise_with_formulas_and_trace_agreeing(name):
     result = summary(name)  # a FormulaMismatch would raise here
-    model = cnnlab.summary.load_model(name)[0]
+    model = cnnlab.course.summary.load_model(name)[0]
     assert result["total_params"] == sum(p.numel() for p in model.parameters())
     assert result["total_params"] == sum(r["params"] for r in result["layers"]) + result["unused_params"]
     assert result["receptive_field"] is not None and result["macs"] > 0

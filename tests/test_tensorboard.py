@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from cnnlab import TrainConfig, UserError, train
-from cnnlab.cli import build_parser, config_from_args
-from cnnlab.runs import read_metrics
-from cnnlab.tensorboard_log import SCALARS
+from cnnlab.cli.main import build_parser, config_from_args
+from cnnlab.runs.folder import read_metrics
+from cnnlab.training.tensorboard import SCALARS
 
 
 def _events(folder):
@@ -36,7 +36,7 @@ def test_tensorboard_holds_each_epochs_metrics_and_validation_samples(tmp_path):
 
     # 16 validation digits as the model sees them (28x28, before normalisation), 8 a row.
     from cnnlab.data import load_dataset
-    from cnnlab.runs import read_spec
+    from cnnlab.runs.folder import read_spec
     spec = read_spec(run.run_dir)
     grid = np.asarray(Image.open(io.BytesIO(events.Images("samples/validation")[0].encoded_image_string)))
     assert grid.shape[:2] == (2 * 28, 8 * 28)

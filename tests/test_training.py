@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from cnnlab import TrainConfig, train
-from cnnlab.checkpoint import load_checkpoint
-from cnnlab.runs import load_run
+from cnnlab.runs.checkpoint import load_checkpoint
+from cnnlab.runs.folder import load_run
 
 METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr",
                "seconds", "images_per_second"}
@@ -37,7 +37,7 @@ def test_run_folder_holds_everything_needed_to_rebuild_the_run(default_run):
 
 
 def test_loaded_run_reproduces_the_reported_test_accuracy(default_run):
-    from cnnlab.evaluation import evaluate_run
+    from cnnlab.infer.evaluate import evaluate_run
     report = evaluate_run(default_run.run_dir, device="cpu")
     assert report["accuracy"] == pytest.approx(default_run.test_accuracy, abs=1e-6)
     assert not load_run(default_run.run_dir).model.training

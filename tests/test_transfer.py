@@ -15,11 +15,11 @@ import torchvision
 from safetensors.torch import load_file
 
 from cnnlab import TrainConfig, train
-from cnnlab import transfer
-from cnnlab.cli import main
+from cnnlab.training import transfer
+from cnnlab.cli.main import main
 from cnnlab.data.transforms import Preprocess
-from cnnlab.optim import make_optimizer, make_scheduler
-from cnnlab.pretrained import pretrained_model, pretrained_record
+from cnnlab.engine.optim import make_optimizer, make_scheduler
+from cnnlab.training.pretrained import pretrained_model, pretrained_record
 
 QUICK = dict(pretrained="efficientnet_lite0", dataset="lfw-faces", batch_size=4,
              limit_batches=1, device="cpu")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
 from cnnlab.data.pipeline import build_pipeline
 

@@ -8,8 +8,8 @@ import importlib
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "TrainConfig": "config", "UserError": "errors", "train": "training",
-    "evaluate": "engine", "fit": "engine", "train_one_epoch": "engine",
+    "TrainConfig": "config.train_config", "UserError": "errors", "train": "training.run",
+    "evaluate": "engine.loop", "fit": "engine.loop", "train_one_epoch": "engine.loop",
     "create_model": "models", "list_models": "models", "model_info": "models",
 }
 __all__ = [*_PUBLIC, "__version__"]

@@ -11,7 +11,7 @@ import itertools
 import torch
 from torch import nn
 
-from ..precision import FP32, Precision
+from ..accel.precision import FP32, Precision
 from .measure import timed
 from .ours import LR, MOMENTUM, endless
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..engine import training_loss
-from ..layout import synchronize
+from ..engine.loop import training_loss
+from ..accel.layout import synchronize
 from ..models import create_model
 
 MB = 2**20

@@ -7,9 +7,9 @@ import itertools
 import torch
 from torch import nn
 
-from .. import fastpath, layout
-from ..config import TrainConfig
-from ..engine import evaluate, train_one_epoch
+from ..accel import fastpath, layout
+from ..config.train_config import TrainConfig
+from ..engine.loop import evaluate, train_one_epoch
 from ..models import create_model
 from .measure import timed
 from .workloads import CLASSES

@@ -14,7 +14,7 @@ import torch
 import torchvision
 
 from .. import __version__
-from ..fastpath import usable_cpus
+from ..accel.fastpath import usable_cpus
 from . import rival
 from .tables import markdown
 

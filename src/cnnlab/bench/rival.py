@@ -15,7 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-from ..layout import synchronize
+from ..accel.layout import synchronize
 from .ours import LR, MOMENTUM
 
 PRECISION = {"fp32": "32-true", "bf16": "bf16-mixed", "fp16": "16-mixed"}

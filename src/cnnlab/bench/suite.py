@@ -10,10 +10,10 @@ import time
 
 import torch
 
-from .. import fastpath, layout
+from ..accel import fastpath, layout
 from ..errors import unknown_name
-from ..precision import DTYPES, candidate_precisions
-from ..runtime import resolve_device
+from ..accel.precision import DTYPES, candidate_precisions
+from ..accel.device import resolve_device
 from . import data, measure, report, rival
 from .lectures import BareStep, LectureInference, LectureLoop
 from .ours import Inference, Training, build_model, fast_copy, fast_model

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import atomic_write_text
+from ..atomic import atomic_write_text
 from .catalog import FileSplit, load_dataset
 from .images import BadImage, decode_image
 from .transforms import channel_stats

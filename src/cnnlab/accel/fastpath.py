@@ -1,0 +1,167 @@
+"""The fast path for one model on one device: memory layout, number format, compilation, threads.
+
+- Layout: channels_last or contiguous, whichever trains this model faster here (layout.py);
+  config.json records the choice, so a resumed run computes exactly as it began. A saved
+  model is evaluated and predicts in the layout fastest for that (`for_inference`).
+- Number format: mixed precision on GPUs by default; on CPUs that multiply bf16 natively, bf16
+  where it times clearly faster than fp32 for this model, timed with the layout (precision.py).
+- `--compile`: torch.compile fuses the model's operations into generated kernels. Compiling
+  takes seconds to minutes, so it is triggered once, timed, before training
+  (compile_seconds), and the epochs' images/s count steps only. It pays on GPUs; on CPUs
+  it is often slower.
+- Threads: no more than the CPUs this process may really use (a container's quota counts).
+Host and device copies are already non-blocking in the engine, and the in-memory data path
+never leaves the device.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import distributed, layout
+from ..atomic import atomic_write_text
+from .precision import Precision, candidate_precisions
+
+RECORD = "fastpath.json"  # in the run folder: what was chosen and what it measured
+
+
+@dataclass
+class FastPath:
+    memory_format: str
+    precision: Precision
+    threads: int
+    compile_seconds: float | None = None
+    step_seconds: dict = field(default_factory=dict)  # layout -> best seconds per step
+
+    def to_dict(self) -> dict:
+        return {"memory_format": self.memory_format, "precision": self.precision.name,
+                "threads": self.threads, "compile_seconds": self.compile_seconds,
+                "step_seconds": self.step_seconds}
+
+    def describe(self) -> str:
+        timed = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.step_seconds.items())
+        compiled = (f"; compiled in {self.compile_seconds:.1f} s"
+                    if self.compile_seconds is not None else "")
+        return (f"fast path: {self.memory_format}{f' (a step: {timed})' if timed else ''}, "
+                f"{self.precision.name}, {self.threads} threads{compiled}")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        count = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" (no limit) or "200000 100000" (two CPUs' worth)
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            count = min(count, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, count)
+
+
+def configure_threads() -> int:
+    """Never more compute threads than usable CPUs: an oversubscribed pool keeps waiting on
+    threads the OS has parked. Only ever lowers the count (OMP_NUM_THREADS=1 stays 1)."""
+    threads = min(torch.get_num_threads(), usable_cpus())
+    torch.set_num_threads(threads)
+    return threads
+
+
+def compile_model(model: nn.Module, input_shape, batch_size: int, precision: Precision) -> float:
+    """Compile `model` in place (its state_dict keeps its names) and trigger the compilation
+    with one forward and backward pass; returns its seconds. Batch-norm statistics, gradients
+    and random numbers are left as they were, so the run trains as it would have."""
+    device = next(model.parameters()).device
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
+    model.compile()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        inputs = torch.zeros(batch_size, *input_shape, device=device)
+        labels = torch.zeros(batch_size, dtype=torch.long, device=device)
+        seconds = layout.step_seconds(model.train(), inputs, labels, precision)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
+    return seconds
+
+
+def _choose(config, model, input_shape, device, world) -> tuple[str, str, dict]:
+    """(layout, number format, {"layout format": seconds per step}): what the config fixes,
+    else the fastest timed option. A number format other than the first candidate (fp32)
+    must save MARGIN of a step, as channels_last must: a close call keeps the default."""
+    formats = candidate_precisions(config.precision, device)
+    timed = config.memory_format == "auto" or len(formats) > 1
+    if config.deterministic or not layout.has_feature_maps(model) or not timed:
+        # --deterministic: nothing may depend on a timing
+        fixed = "contiguous" if config.memory_format == "auto" else config.memory_format
+        return fixed, formats[0], {}
+    chosen, number_format, seconds = _fastest(
+        model, input_shape, config.batch_size, formats, device, world.main, training=True,
+        fixed=None if config.memory_format == "auto" else config.memory_format)
+    chosen = distributed.broadcast(world, (chosen, number_format))  # every process alike
+    return chosen[0], chosen[1], seconds
+
+
+def _fastest(model, input_shape, batch_size: int, formats: list[str], device, remember: bool,
+             training: bool, fixed: str | None = None) -> tuple[str, str, dict]:
+    """(layout, number format, {"layout format": seconds}) of the fastest option timed;
+    a format other than formats[0] must save MARGIN of a step, as channels_last must."""
+    best, seconds = {}, {}
+    for name in formats:
+        chosen, measured = layout.choose_layout(model, input_shape, batch_size,
+                                                Precision(name, device.type), remember=remember,
+                                                training=training)
+        chosen = fixed or chosen  # a layout the user fixed: timed for the number format only
+        best[name] = (chosen, measured[chosen])
+        seconds.update({f"{fmt} {name}": value for fmt, value in measured.items()})
+    fastest = min(best, key=lambda name: best[name][1])
+    if best[fastest][1] > (1 - layout.MARGIN) * best[formats[0]][1]:
+        fastest = formats[0]
+    return best[fastest][0], fastest, seconds
+
+
+def setup(config, model: nn.Module, input_shape, device: torch.device,
+          world: distributed.World | None = None):
+    """Apply the fast path `config` asks for to `model`, in place, before the optimiser and
+    any DataParallel wrapper see it. Returns the config with its 'auto' choices made, and
+    the FastPath (what was chosen and measured)."""
+    world = world or distributed.World()
+    threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
+    chosen, number_format, seconds = _choose(config, model, input_shape, device, world)
+    precision = Precision(number_format, device.type)
+    model.to(memory_format=layout.FORMATS[chosen])
+    fast = FastPath(chosen, precision, threads, step_seconds=seconds)
+    if config.compile:
+        fast.compile_seconds = compile_model(model, input_shape, config.batch_size, precision)
+    return dataclasses.replace(config, memory_format=chosen, precision=precision.name), fast
+
+
+def for_inference(model: nn.Module, input_shape, batch_size: int,
+                  precision: Precision | None = None,
+                  exact: bool = False) -> tuple[str, Precision]:
+    """Put a trained `model` in the layout that runs its forward pass fastest here at
+    `batch_size`, and choose the number format: `precision` (the one it trained in), or
+    float32 where that is clearly faster (bf16 at batch 1 can be slower than float32 on a
+    CPU) unless `exact` (evaluation: training's test figures repeated to the digit). Timed
+    once, then remembered (layout.py); returns (layout name, Precision)."""
+    device = next(model.parameters()).device
+    precision = precision or Precision("fp32", device.type)
+    if not layout.has_feature_maps(model):
+        return "contiguous", precision
+    formats = [precision.name] if exact else list(dict.fromkeys([precision.name, "fp32"]))
+    chosen, number_format, _ = _fastest(model, input_shape, batch_size, formats, device,
+                                        remember=True, training=False)
+    model.to(memory_format=layout.FORMATS[chosen])
+    return chosen, Precision(number_format, device.type)
+
+
+def write_record(run_dir: Path, fast: FastPath) -> None:
+    atomic_write_text(Path(run_dir) / RECORD, json.dumps(fast.to_dict(), indent=2) + "\n")

@@ -1,0 +1,47 @@
+"""Optimisers and learning-rate schedules by name, from small name -> factory tables."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from ..config.train_config import TrainConfig
+
+OPTIMIZERS = {
+    # The lectures' choice: optim.SGD(cnn.parameters(), lr=1e-3, momentum=0.9).
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                             weight_decay=c.weight_decay),
+    # Nesterov's look-ahead: the gradient is taken where momentum is about to carry the
+    # weights, which damps the overshoot of plain momentum (the fast CIFAR-10 recipes' choice).
+    "nesterov": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
+                                                  weight_decay=c.weight_decay, nesterov=True),
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, betas=(c.momentum, 0.999),
+                                               weight_decay=c.weight_decay),
+    "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, betas=(c.momentum, 0.999),
+                                                 weight_decay=c.weight_decay),
+}
+
+# name -> (factory(optimizer, config, steps_per_epoch), steps every batch?)
+SCHEDULERS = {
+    "none": (lambda opt, c, steps: None, False),
+    # The lectures' StepLR(step_size=7, gamma=0.1): multiply the rate by gamma every 7 epochs.
+    "step": (lambda opt, c, steps: torch.optim.lr_scheduler.StepLR(
+        opt, step_size=c.step_size, gamma=c.gamma), False),
+    "cosine": (lambda opt, c, steps: torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=c.epochs), False),
+    # One-cycle warms up to --lr and anneals within the run, so it must step every batch.
+    # Each parameter group peaks at its own rate (transfer learning: backbone below head).
+    "onecycle": (lambda opt, c, steps: torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=c.epochs * steps), True),
+}
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    return OPTIMIZERS[config.optimizer](params, config)
+
+
+def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+    """(scheduler or None, whether it steps per batch rather than per epoch)."""
+    factory, per_batch = SCHEDULERS[config.scheduler]
+    return factory(optimizer, config, steps_per_epoch), per_batch

@@ -1,0 +1,105 @@
+"""Pictures as arrays: scaling maps to grey levels, tiling them, colouring heat maps, saving.
+
+The inspection commands build what they show as numpy arrays first and hand only the finished
+array to matplotlib for titles and layout. That keeps the content testable: a test reads the
+same array the figure shows, not pixels scraped back out of a PNG.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no screen is needed, or wanted, on a server
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from .atomic import atomic_write_bytes  # noqa: E402
+from .errors import UserError  # noqa: E402
+
+FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
+
+
+def unit_range(values) -> np.ndarray:
+    """Min-max scaled to [0, 1]; a constant map becomes mid-grey rather than a division by 0."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return array
+    low, high = array.min(), array.max()
+    if high - low < 1e-12:
+        return np.full(array.shape, 0.5)
+    return (array - low) / (high - low)
+
+
+def symmetric_range(values) -> np.ndarray:
+    """Kernels: 0.5 is a zero weight, and the largest |weight| reaches 0 or 1, so the sign of
+    every weight reads as darker or lighter than the grey of 'no effect'."""
+    array = np.asarray(values, dtype=np.float64)
+    top = np.abs(array).max(initial=0.0)
+    return np.full(array.shape, 0.5) if top < 1e-12 else 0.5 + 0.5 * array / top
+
+
+def mosaic(tiles: list[np.ndarray], columns: int, gap: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Equal-sized H x W (or H x W x 3) tiles in rows of `columns`, `gap` pixels of `fill`
+    between them; tile i sits at row i // columns, column i % columns."""
+    height, width = tiles[0].shape[:2]
+    rows = -(-len(tiles) // columns)
+    shape = (rows * (height + gap) - gap, columns * (width + gap) - gap, *tiles[0].shape[2:])
+    out = np.full(shape, fill, dtype=np.float64)
+    for i, tile in enumerate(tiles):
+        top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
+        out[top:top + height, left:left + width] = tile
+    return out
+
+
+def tile_position(index: int, columns: int, tile_hw, gap: int = 1) -> tuple[int, int]:
+    """Top-left pixel of tile `index` in a mosaic (for tests and annotations)."""
+    return (index // columns) * (tile_hw[0] + gap), (index % columns) * (tile_hw[1] + gap)
+
+
+def image_to_float(image: torch.Tensor) -> np.ndarray:
+    """uint8 C x H x W -> float H x W x 3 in [0, 1] (grey repeated), for drawing on."""
+    array = image.detach().cpu().numpy().astype(np.float64) / 255.0
+    array = np.moveaxis(array, 0, -1)
+    return np.repeat(array, 3, axis=-1) if array.shape[-1] == 1 else array[..., :3]
+
+
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """A [0, 1] map -> RGB with matplotlib's 'jet', the colouring of the Grad-CAM paper."""
+    return matplotlib.colormaps["jet"](np.clip(heat, 0, 1))[..., :3]
+
+
+def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Heat colours blended over an H x W x 3 image in [0, 1]."""
+    return (1 - alpha) * image + alpha * heat_colours(heat)
+
+
+def checked_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise UserError(f"cannot write a picture to {path}: its name must end in one of "
+                        f"{', '.join('.' + f for f in FORMATS)}.")
+    return suffix
+
+
+def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Write `fig` atomically in the format its name asks for; a bad folder is a UserError."""
+    path = Path(path)
+    fmt = checked_format(path)
+    data = figure_bytes(fig, "jpeg" if fmt == "jpg" else fmt)
+    if not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: the folder {path.parent} does not exist.")
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}.") from None
+    return path

@@ -1,0 +1,3 @@
+"""Looking inside a network: feature maps, filters, Grad-CAM, receptive-field pictures and the
+one-page HTML report of a run.
+"""

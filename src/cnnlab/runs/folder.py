@@ -1,0 +1,123 @@
+"""The run folder: everything needed to rebuild, inspect and reuse a training run.
+
+    RUN/config.json             training config, model arguments, classes, preprocessing
+    RUN/metrics.jsonl           one JSON line per epoch
+    RUN/checkpoints/            resumable states, the newest --keep (see resume.py)
+    RUN/model.safetensors       final weights only
+    RUN/curves.png              loss and accuracy per epoch
+    RUN/confusion.png, per_class.png, top_losses.png, reliability.png   from `cnnlab evaluate`
+    RUN/report.html             everything above in one page (`cnnlab report`)
+    RUN/tensorboard/            event files for TensorBoard (`cnnlab train --tensorboard`)
+    RUN/skipped.txt             files of the data set that could not be used, with reasons
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..atomic import atomic_write_text
+from .checkpoint import load_weights
+from ..config.train_config import TrainConfig
+from ..data.transforms import Preprocess
+from ..errors import UserError
+from ..models import create_model
+
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+METRICS, CURVES, CONFUSION = "metrics.jsonl", "curves.png", "confusion.png"
+PER_CLASS, TOP_LOSSES, RELIABILITY = "per_class.png", "top_losses.png", "reliability.png"
+REPORT, TENSORBOARD = "report.html", "tensorboard"
+SKIPPED = "skipped.txt"
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """Create the run folder; refuse to mix a new run into an old one."""
+    if config.out:
+        path = Path(config.out)
+        if (path / CONFIG).exists():
+            raise UserError(f"{path} already holds a run; choose another --out or remove it.")
+    else:
+        stem = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{config.dataset}"
+        path, n = Path(stem), 1
+        while path.exists():  # two runs started in the same second
+            n += 1
+            path = Path(f"{stem}-{n}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create run folder {path}: {exc.strerror}.") from None
+    return path
+
+
+@dataclass
+class RunSpec:
+    """What config.json records beyond the training config: how to rebuild model and input."""
+    config: TrainConfig
+    classes: list[str]
+    model_args: dict       # create_model arguments: num_classes, in_channels, kwargs
+    preprocess: Preprocess
+
+    def to_dict(self) -> dict:
+        return {"cnnlab_version": __version__, "train": self.config.to_dict(),
+                "classes": self.classes, "model": self.model_args,
+                "preprocess": self.preprocess.to_dict()}
+
+    def build_model(self) -> nn.Module:
+        args = self.model_args
+        return create_model(self.config.model, num_classes=args["num_classes"],
+                            in_channels=args["in_channels"], **args.get("kwargs", {}))
+
+
+def write_spec(run_dir: Path, spec: RunSpec) -> None:
+    atomic_write_text(run_dir / CONFIG, json.dumps(spec.to_dict(), indent=2) + "\n")
+
+
+def read_spec(run_dir: str | Path) -> RunSpec:
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise UserError(f"{run_dir} is not a cnnlab run folder (it has no {CONFIG}).")
+    try:
+        values = json.loads((run_dir / CONFIG).read_text())
+        return RunSpec(TrainConfig.from_dict(values["train"], str(run_dir / CONFIG)),
+                       list(values["classes"]), dict(values["model"]),
+                       Preprocess.from_dict(values["preprocess"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{run_dir / CONFIG} is damaged or not from cnnlab ({exc!r}).") from None
+
+
+@dataclass
+class Run:
+    path: Path
+    spec: RunSpec
+    model: nn.Module
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Rebuild a finished run's model with its trained weights, in evaluation mode."""
+    run_dir = Path(run_dir)
+    spec = read_spec(run_dir)
+    if not (run_dir / WEIGHTS).is_file():
+        raise UserError(f"{run_dir} has no trained model ({WEIGHTS} is missing); "
+                        "its training did not finish.")
+    model = load_weights(spec.build_model(), run_dir / WEIGHTS)
+    return Run(run_dir, spec, model.to(device).eval())
+
+
+def append_metrics(run_dir: Path, metrics: dict) -> None:
+    with open(run_dir / METRICS, "a") as handle:
+        handle.write(json.dumps(metrics) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
+    lines = [f"{file}\t{reason}" for file, reason in skipped]
+    atomic_write_text(run_dir / SKIPPED, "\n".join(lines) + "\n")

@@ -1,0 +1,73 @@
+"""Everything an exact resume needs: numbered checkpoints and every random state.
+
+A checkpoint is written at every epoch end and every `--checkpoint-every` steps, to
+RUN/checkpoints/epoch-EEEE-step-SSSSSS.safetensors (atomically, see checkpoint.py); the
+newest `--keep` are kept. `cnnlab train --resume RUN` loads the newest and carries on as if
+nothing had happened: same batches, same augmentations, same dropout masks.
+"""
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoint import load_checkpoint, save_checkpoint
+from ..errors import UserError
+
+FOLDER = "checkpoints"
+NAME = re.compile(r"epoch-(\d+)-step-(\d+)\.safetensors$")
+
+
+def rng_state() -> dict:
+    """The global generators: python's, numpy's, torch's (CPU and every GPU)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(internal), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"].to(torch.uint8).cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.to(torch.uint8).cpu() for s in state["cuda"]])
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    found = [(tuple(map(int, NAME.search(p.name).groups())), p)
+             for p in (Path(run_dir) / FOLDER).glob("epoch-*-step-*.safetensors")
+             if NAME.search(p.name)]
+    return [p for _, p in sorted(found)]
+
+
+def save_numbered(run_dir: Path, epoch: int, step: int, state: dict, keep: int) -> Path:
+    """Write a new checkpoint, then delete all but the newest `keep`."""
+    folder = Path(run_dir) / FOLDER
+    folder.mkdir(exist_ok=True)
+    path = folder / f"epoch-{epoch:04d}-step-{step:06d}.safetensors"
+    save_checkpoint(path, state)
+    for old in checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_newest(run_dir: Path, device="cpu") -> dict:
+    """The newest checkpoint that loads; an older one if the newest is damaged."""
+    found = checkpoints(run_dir)
+    if not found:
+        raise UserError(f"{run_dir} has no checkpoint to resume from (no {FOLDER}/ files).")
+    for path in reversed(found):
+        try:
+            return load_checkpoint(path, device)
+        except UserError:
+            continue
+    raise UserError(f"none of the checkpoints in {Path(run_dir) / FOLDER} could be read.")

@@ -1,0 +1,145 @@
+"""Transfer learning (lectures 001 and 003): re-use a network pretrained on ImageNet.
+
+Replace the output layer with one that produces the right number of outputs, then
+- features: 'feature extraction': freeze the network and train only the new output layer,
+  'the only viable option for small datasets'. Frozen batch norms stay in evaluation mode,
+  so their running statistics never move, although the engine calls model.train() each epoch;
+- finetune: 'fine tuning': train everything, the pretrained layers (the backbone) at a smaller
+  rate (--backbone-lr, default --lr / 10) than the new head, in separate parameter groups;
+- scratch: the same architecture, input and budget with random weights: the baseline that
+  shows what the pretrained weights are worth.
+--unfreeze-after N turns a `features` run into fine-tuning after N epochs: the head settles on
+fixed features first, so its random start does not send large gradients into the backbone.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ..runs import folder as runs
+from ..config.train_config import TrainConfig
+from ..data import load_dataset
+from ..models import create_model
+from .pretrained import pretrained_model, pretrained_record
+
+MODES = ("features", "finetune", "scratch")
+BACKBONE_LR_FACTOR = 0.1  # --backbone-lr 0: the backbone at a tenth of the head's rate
+
+
+def prepare(config: TrainConfig, device: torch.device, world=None):
+    """training.prepare for --pretrained: the run's spec, batches and model, with the input
+    (size, resize, crop, normalisation) that the pretrained weights were trained on."""
+    from .run import make_pipeline  # training imports this module
+    record = pretrained_record(config.pretrained)  # an unknown name fails before the data loads
+    config = dataclasses.replace(config, model=record.name)
+    splits = load_dataset(config.dataset, config.data_dir, config.download)
+    if config.augment == "auto":
+        config = dataclasses.replace(config, augment=splits.augment)
+    preprocess = record.preprocess
+    pipeline = make_pipeline(config, splits, preprocess.channels, preprocess.size, device,
+                             world, preprocess=preprocess)
+    options = {**record.options, **config.model_kwargs}
+    spec = runs.RunSpec(config, splits.classes, {
+        "num_classes": len(splits.classes), "in_channels": preprocess.channels,
+        "kwargs": options}, preprocess)
+    return spec, pipeline, build(config, len(splits.classes)).to(device)
+
+
+def build(config: TrainConfig, num_classes: int) -> nn.Module:
+    """The model for `config.transfer`: pretrained with a fresh head (frozen backbone for
+    `features`), or the same architecture from scratch."""
+    record = pretrained_record(config.pretrained)
+    options = {**record.options, **config.model_kwargs}
+    if config.transfer == "scratch":
+        return create_model(record.name, num_classes=num_classes, **options)
+    model, _ = pretrained_model(record.name, config.weights_file, **config.model_kwargs)
+    model.reset_classifier(num_classes)  # 'replace the output layer' (001)
+    if config.transfer == "features":
+        freeze_backbone(model)
+    return model
+
+
+def head_parameter_names(model: nn.Module) -> set[str]:
+    """The parameters of the class-score layer(s) that reset_classifier replaces."""
+    return {f"{layer}.{name}" for layer in model.classifier_names()
+            for name, _ in model.get_submodule(layer).named_parameters()}
+
+
+def _stay_in_eval(module: nn.Module, args) -> None:
+    # Runs before every forward: model.train() may have switched the flag back on, and a
+    # batch norm in training mode normalises with batch statistics and moves its running ones.
+    module.training = False
+
+
+def freeze_backbone(model: nn.Module) -> None:
+    """requires_grad off for everything but the head; batch norms kept in evaluation mode."""
+    head = head_parameter_names(model)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = name in head
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if not any(p.requires_grad for p in module.parameters()):
+                module._cnnlab_keep_eval = module.register_forward_pre_hook(_stay_in_eval)
+
+
+def unfreeze(model: nn.Module) -> None:
+    """Everything trainable again; batch norms follow model.train()/eval() once more."""
+    for parameter in model.parameters():
+        parameter.requires_grad = True
+    for module in model.modules():
+        handle = module.__dict__.pop("_cnnlab_keep_eval", None)
+        if handle is not None:
+            handle.remove()
+
+
+def backbone_lr(config: TrainConfig) -> float:
+    return config.backbone_lr or config.lr * BACKBONE_LR_FACTOR
+
+
+def parameter_groups(model: nn.Module, config: TrainConfig):
+    """What the optimiser updates. The head comes first, so the logged rate is --lr.
+
+    features: the head alone (the lectures' optimizer over model.fc.parameters()); with
+    --unfreeze-after the backbone is a second group from the start: its parameters have no
+    gradient while frozen, and torch's optimisers skip those, so unfreezing needs no new
+    optimiser and the schedule covers both groups from the first step."""
+    if config.pretrained is None or config.transfer == "scratch":
+        return model.parameters()
+    head_names = head_parameter_names(model)
+    head = [p for n, p in model.named_parameters() if n in head_names]
+    backbone = [p for n, p in model.named_parameters() if n not in head_names]
+    groups = [{"name": "head", "params": head, "lr": config.lr}]
+    if config.transfer == "finetune" or config.unfreeze_after:
+        groups.append({"name": "backbone", "params": backbone, "lr": backbone_lr(config)})
+    return groups
+
+
+def after_epoch(model: nn.Module, config: TrainConfig, epoch: int) -> bool:
+    """Unfreeze the backbone once --unfreeze-after epochs are done; True when it happened."""
+    if config.pretrained is None or config.transfer != "features":
+        return False
+    if config.unfreeze_after and epoch == config.unfreeze_after:
+        unfreeze(model)
+        return True
+    return False
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
+    return {"trainable_parameters": trainable, "frozen_parameters": frozen}
+
+
+def describe(model: nn.Module, config: TrainConfig) -> str:
+    """'4,653,288 parameters: 2,562 trainable, 4,650,726 frozen; features from ...'."""
+    counts = parameter_counts(model)
+    total = counts["trainable_parameters"] + counts["frozen_parameters"]
+    text = (f"{total:,} parameters: {counts['trainable_parameters']:,} trainable, "
+            f"{counts['frozen_parameters']:,} frozen")
+    if config.pretrained is not None:
+        origin = ("random weights" if config.transfer == "scratch"
+                  else pretrained_record(config.pretrained).source)
+        text += f"; {config.transfer} from {origin}"
+    return text
