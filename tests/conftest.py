@@ -8,7 +8,7 @@ from cnnlab import TrainConfig, train
 
 @pytest.fixture(scope="session", autouse=True)
 def own_cache(tmp_path_factory):
-    """Layout choices (layout.py) remembered in the test session's folder, never in the
+    """Layout choices (accel/layout.py) remembered in the test session's folder, never in the
     user's ~/.cache: the tests neither read a user's choices nor leave theirs behind."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))

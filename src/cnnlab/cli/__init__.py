@@ -1,7 +1,7 @@
-"""The `cnnlab` command: one module per group of commands, the parser built from a table.
+"""The `cnnlab` command: main.py builds the parser and dispatches; course.py and look.py hold
+the arguments of the course and look-inside commands.
 
-Wiring only: every command calls one library function, imported when the command runs, so
-`cnnlab --help` imports no torch.
+Wiring only: every command calls one library function, imported when the command runs.
 """
 from .main import main
 

@@ -1,6 +1,6 @@
 """Arguments of the commands that explain convolution: conv-shape, summary, explain, kernels.
 
-Kept out of cli.py so it stays wiring. Every value is read as text and checked by the library,
+Kept out of main.py so it stays wiring. Every value is read as text and checked by the library,
 so a bad number gets the same one-sentence error from the command line and from Python.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Arguments of the commands that look inside a network: featuremaps, filters, gradcam,
-receptive-field and report. Kept out of cli.py so it stays wiring.
+receptive-field and report. Kept out of main.py so it stays wiring.
 
 featuremaps, filters and gradcam look at a trained run or, with --pretrained NAME, at an
 ImageNet model; with --pretrained the run folder is not given, so the first positional

@@ -11,8 +11,8 @@ code is not copied; each technique is cnnlab's own:
     a small ResNet-style network whose first layer whitens 2x2 patches            (models/cifar_fast.py,
                                                                                   layers/whitening.py)
     label smoothing, Nesterov momentum, a one-cycle learning-rate schedule
-    an exponential moving average of the weights for evaluation                   (ema.py)
-    the logits of each test image and of its mirror image averaged                (tta.py)
+    an exponential moving average of the weights for evaluation                   (engine/ema.py)
+    the logits of each test image and of its mirror image averaged                (tasks/tta.py)
 """
 from __future__ import annotations
 

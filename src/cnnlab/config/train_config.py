@@ -43,7 +43,7 @@ class TrainConfig:
                                choices=("torchvision",))
     weights_file: str | None = _opt(None, "start from the weights in this .pth/.pt or "
                                     ".safetensors file (torchvision's key names)")
-    # Transfer learning (001, 003; transfer.py): --pretrained NAME replaces --model.
+    # Transfer learning (001, 003; training/transfer.py): --pretrained NAME replaces --model.
     pretrained: str | None = _opt(None, "start from this model's ImageNet weights, with a new "
                                   "head for the data set's classes and the input the weights "
                                   "expect (efficientnet_lite0 works offline; torchvision's "
@@ -82,7 +82,7 @@ class TrainConfig:
     gamma: float = _opt(0.1, "decay factor for --scheduler step")
     label_smoothing: float = _opt(0.1, "cross-entropy label smoothing in [0, 1)")
     ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
-                      "weights, with this decay per step, e.g. 0.99 (0: off; ema.py)")
+                      "weights, with this decay per step, e.g. 0.99 (0: off; engine/ema.py)")
     tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "
                     "and its mirror) or none", choices=("none", "flip"))
     device: str = _opt("auto", "cpu, cuda, cuda:N, mps, or auto (cuda, then mps, then cpu)")
@@ -98,7 +98,7 @@ class TrainConfig:
     deterministic: bool = _opt(False, "PyTorch's deterministic algorithms only (slower; "
                                "bit-for-bit repeatable runs on one machine)")
     sync_bn: bool = _opt(False, "with torchrun: batch-norm statistics over all processes")
-    # The fast path (fastpath.py); config.json records the choices 'auto' made.
+    # The fast path (accel/fastpath.py); config.json records the choices 'auto' made.
     memory_format: str = _opt("auto", "tensor layout: channels_last, contiguous, or auto (the "
                               "faster of the two in a few timed steps of this model)",
                               choices=("auto", "channels_last", "contiguous"))

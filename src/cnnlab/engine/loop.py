@@ -111,7 +111,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, loss_fn: Callable, opti
 
     `tally` continues an epoch resumed part-way (the batches then start where it stopped);
     `reduce(tally)` sums the tally across processes before it is checked and reported;
-    `precision` runs the forward pass in its number format (precision.py).
+    `precision` runs the forward pass in its number format (accel/precision.py).
     """
     device = _device_of(model)
     model.train()  # dropout active, batch norm uses and updates batch statistics

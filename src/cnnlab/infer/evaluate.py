@@ -1,5 +1,5 @@
 """`cnnlab evaluate RUN`: accuracy, per-class precision/recall/F1, the confusion matrix, the
-top losses and calibration (diagnostics.py), with a picture of each in the run folder."""
+top losses and calibration (tasks/diagnostics.py), with a picture of each in the run folder."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +29,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", device: str = "auto")
 
 
 def evaluate_with_mistakes(run_dir: str | Path, split: str = "test", device: str = "auto"):
-    """(evaluate_run's report, the top-loss Mistakes with their images, for report.py)."""
+    """(evaluate_run's report, the top-loss Mistakes with their images, for look/report.py)."""
     if split not in SPLITS:
         raise UserError(f"unknown split '{split}'; choose one of: {', '.join(SPLITS)}.")
     device = resolve_device(device)

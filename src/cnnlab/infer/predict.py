@@ -1,7 +1,7 @@
 """`cnnlab predict RUN IMAGE...`: top-k classes for image files, preprocessed as in training.
 
 `cnnlab predict --pretrained MODEL IMAGE...` does the same with a pretrained ImageNet model and
-its 1000 classes, fed the way its weights expect (pretrained.py), with no training at all.
+its 1000 classes, fed the way its weights expect (training/pretrained.py), with no training at all.
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 drawn on the image, worked out twice.
 
 CS428 lecture 4 (002) and 004 compute receptive fields by arithmetic: each layer widens the
-window by (k-1) x jump, and the jump grows with every stride (receptive.py; summary.py traces
-them through a real forward pass). Here that window is placed for one unit, (row, col) of the
+window by (k-1) x jump, and the jump grows with every stride (course/receptive.py;
+course/summary.py traces them through a real forward pass). Here that window is placed for one unit, (row, col) of the
 layer's output: its centre is start + index x jump, its width rf. Then the same question is
 asked of autograd: the input pixels whose gradient of that unit's value is non-zero are
 exactly the pixels it depends on. The arithmetic is an upper bound (a ReLU that is off or a

@@ -1,4 +1,3 @@
-"""One module per image task. A task says what a data set yields as targets, how a model's output
-becomes a loss, what is tallied on the device per step, which metrics evaluation reports, what
-`predict` writes for one image, and which pictures evaluate and report draw.
+"""What is particular to an image task. So far classification's parts live here: test-time
+augmentation, the diagnostics of an evaluation (top losses, calibration) and their figures.
 """

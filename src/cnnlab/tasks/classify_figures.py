@@ -1,7 +1,7 @@
 """Pictures of an evaluation: the per-class report, the top losses and the reliability diagram.
 
-The numbers come from evaluation.py and diagnostics.py; each function here only draws a
-matplotlib figure, which the caller saves (pictures.save_figure) or embeds (report.py).
+The numbers come from infer/evaluate.py and diagnostics.py; each function here only draws a
+matplotlib figure, which the caller saves (figures.save_figure) or embeds (look/report.py).
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Pictures of a run: learning curves and the confusion matrix.
 
-The other pictures have modules of their own: eval_plots.py (per-class scores, top losses,
-reliability), featuremaps.py, filters.py, gradcam.py and receptive_picture.py.
+The other pictures have modules of their own: tasks/classify_figures.py (per-class scores,
+top losses, reliability), look/featuremaps.py, look/filters.py, look/gradcam.py and
+look/receptive_field.py.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`train(config)`: config -> data + model -> engine -> run folder.
 
 This is the wiring behind `cnnlab train`; the loop itself is engine.fit, and the files
-are runs.py's. Nothing here knows a particular model or data set.
+are runs/folder.py's. Nothing here knows a particular model or data set.
 """
 from __future__ import annotations
 

@@ -69,10 +69,10 @@ class Session:
     loss_fn: object = None
     quiet: bool = False
     history: list = field(default_factory=list)
-    # Called with each epoch's metrics after the run's own bookkeeping (tensorboard_log.py).
+    # Called with each epoch's metrics after the run's own bookkeeping (tensorboard.py).
     epoch_hooks: list = field(default_factory=list)
     precision: Precision = FP32  # the number format the steps run in (fastpath.setup)
-    # With --ema: the weight average (ema.py), updated every step; validation, the test and
+    # With --ema: the weight average (engine/ema.py), updated every step; validation, the test and
     # the saved model use it instead of the trained weights.
     ema: torch.optim.swa_utils.AveragedModel | None = None
 
