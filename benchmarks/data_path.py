@@ -35,6 +35,7 @@ from cnnlab.data.shapes import generate_shapes
 from cnnlab.data.transforms import Preprocess, channel_stats
 from cnnlab.engine.loop import train_one_epoch
 from cnnlab.models import create_model
+from cnnlab.tasks.classify import Classify
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -103,7 +104,7 @@ def main() -> None:
                             transform=batch_transform(Preprocess(3, (32, 32), mean, std),
                                                       preset("flip-crop")))
     model, optimizer = fresh(classes)
-    ours = timed(lambda: train_one_epoch(model, batches, loss_func, optimizer),
+    ours = timed(lambda: train_one_epoch(model, batches, Classify(), optimizer),
                  args.epochs, args.images)
     best = max(baseline.values())
     report = {

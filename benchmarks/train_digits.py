@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cnnlab import TrainConfig, train
 from cnnlab.engine.optim import make_optimizer, make_scheduler
 from cnnlab.accel.device import seed_everything
-from cnnlab.training.run import prepare
+from cnnlab.training.prepare import prepare
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -55,6 +55,7 @@ def test_predict_preprocesses_exactly_as_training_did(default_run, tmp_path, cap
     from cnnlab.data.memory import TensorBatches
     from cnnlab.engine.loop import evaluate
     from cnnlab.runs.folder import load_run
+    from cnnlab.tasks.classify import Classify
 
     _digit_png(tmp_path / "d.png", 3, scale=1)
     assert main(["predict", str(default_run.run_dir), str(tmp_path / "d.png"), "--json",
@@ -63,7 +64,7 @@ def test_predict_preprocesses_exactly_as_training_did(default_run, tmp_path, cap
     run = load_run(default_run.run_dir)
     test = load_dataset("digits").test
     expected = evaluate(run.model, TensorBatches(run.spec.preprocess(test.images[3:4]),
-                                                 test.labels[3:4], 1)).probabilities[0]
+                                                 test.labels[3:4], 1), Classify()).probabilities[0]
     for entry in top:
         assert entry["probability"] == pytest.approx(float(expected[int(entry["class"])]), abs=1e-5)
 

@@ -6,6 +6,7 @@ from torch import nn
 
 from cnnlab.data.memory import TensorBatches
 from cnnlab.engine.loop import evaluate, fit, train_one_epoch
+from cnnlab.tasks.classify import Classify
 
 
 def _toy_problem(n=256, seed=0):
@@ -27,8 +28,8 @@ def test_evaluate_uses_eval_mode_without_gradients_and_restores_the_mode():
         lambda m, i, o: seen.append((m.training, torch.is_grad_enabled())))
     x, y = _toy_problem()
     model.train()
-    first = evaluate(model, TensorBatches(x, y, 32))
-    second = evaluate(model, TensorBatches(x, y, 32))
+    first = evaluate(model, TensorBatches(x, y, 32), Classify())
+    second = evaluate(model, TensorBatches(x, y, 32), Classify())
     assert set(seen) == {(False, False)}
     assert torch.equal(first.probabilities, second.probabilities)  # dropout is off
     assert model.training
@@ -38,9 +39,9 @@ def test_training_updates_batch_norm_statistics_and_evaluation_does_not():
     model = _model()
     x, y = _toy_problem()
     before = model[1].running_mean.clone()
-    evaluate(model, TensorBatches(x, y, 32))
+    evaluate(model, TensorBatches(x, y, 32), Classify())
     assert torch.equal(model[1].running_mean, before)
-    train_one_epoch(model, TensorBatches(x, y, 32), nn.CrossEntropyLoss(),
+    train_one_epoch(model, TensorBatches(x, y, 32), Classify(),
                     torch.optim.SGD(model.parameters(), lr=0.1))
     assert not torch.equal(model[1].running_mean, before)
 
@@ -49,7 +50,7 @@ def test_fit_learns_a_separable_problem_and_reports_every_epoch():
     model = _model()
     x, y = _toy_problem()
     history = fit(model, TensorBatches(x, y, 32, shuffle=True), TensorBatches(*_toy_problem(seed=1), 64),
-                  epochs=5, optimizer=torch.optim.Adam(model.parameters(), lr=0.01))
+                  epochs=5, task=Classify(), optimizer=torch.optim.Adam(model.parameters(), lr=0.01))
     assert [m["epoch"] for m in history] == [1, 2, 3, 4, 5]
     assert history[-1]["val_accuracy"] > 0.9
     assert history[-1]["train_loss"] < history[0]["train_loss"]

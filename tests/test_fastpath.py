@@ -12,6 +12,7 @@ from cnnlab.accel import fastpath, layout, precision
 from cnnlab.cli.main import main
 from cnnlab.data.memory import TensorBatches
 from cnnlab.engine.loop import train_one_epoch
+from cnnlab.tasks.classify import Classify
 from cnnlab.errors import UserError
 from cnnlab.accel.precision import Precision, resolve_precision
 
@@ -131,10 +132,10 @@ def test_mixed_precision_steps_compute_in_16_bits_and_learn(name):
     y = (x[:, 0].mean(dim=(1, 2)) > 0).long()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     amp = Precision(name, "cpu")
-    first = train_one_epoch(model, TensorBatches(x, y, 16), nn.CrossEntropyLoss(), optimizer,
+    first = train_one_epoch(model, TensorBatches(x, y, 16), Classify(), optimizer,
                             precision=amp, clip_grad=1.0)
     for _ in range(8):
-        last = train_one_epoch(model, TensorBatches(x, y, 16), nn.CrossEntropyLoss(), optimizer,
+        last = train_one_epoch(model, TensorBatches(x, y, 16), Classify(), optimizer,
                                precision=amp)
     assert set(seen) == {precision.DTYPES[name]}
     assert model[0].weight.dtype == torch.float32  # the weights stay float32

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cnnlab import list_models, model_info
-from cnnlab.training import run as training
+from cnnlab.training import prepare as training
 from cnnlab.cli.main import main
 from cnnlab.runs.folder import load_run
 

@@ -8,9 +8,9 @@ import torchvision
 from torch import nn
 
 from cnnlab import UserError, create_model, list_models, model_info
-from cnnlab.engine.loop import training_loss
 from cnnlab.layers import LocalResponseNorm, SwitchableNorm2d
 from cnnlab.models import plan_input
+from cnnlab.tasks.classify import Classify
 
 
 def count(name: str, **kwargs) -> int:
@@ -99,7 +99,7 @@ def test_every_model_trains_at_its_smallest_input_and_offers_the_transfer_interf
     kwargs = {"stem": "small"} if info.small_input_size else {}
     model = create_model(name, num_classes=3, **kwargs)
     x = torch.randn(2, *info.smallest_input_size)
-    loss, logits = training_loss(model(x), torch.tensor([0, 2]), nn.functional.cross_entropy)
+    loss, logits = Classify().loss(model(x), torch.tensor([0, 2]))
     loss.backward()
     assert logits.shape == (2, 3)
     unused = [n for n, p in model.named_parameters() if p.grad is None]

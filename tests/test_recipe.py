@@ -28,6 +28,7 @@ from cnnlab.models import create_model
 from cnnlab.config.recipes import RECIPES
 from cnnlab.runs.resume import checkpoints
 from cnnlab.runs.folder import load_run
+from cnnlab.tasks.classify import Classify
 from cnnlab.tasks.tta import FlipAveraged, with_tta
 
 # The recipe shrunk to seconds on a CPU: 3 batches of 32 per split and epoch; the layout is
@@ -225,10 +226,10 @@ def test_the_saved_model_holds_the_averaged_weights_and_the_test_used_them(recip
     loaded = load_run(run)
     test = _first_test_batches(loaded, 3)
     precision = recorded_precision(loaded.spec.config.precision, torch.device("cpu"))
-    with_flip = evaluate(with_tta(loaded.model, "flip"), test, precision=precision)
+    with_flip = evaluate(with_tta(loaded.model, "flip"), test, Classify(), precision=precision)
     assert with_flip.loss == pytest.approx(result["test_loss"], abs=1e-5)
     loaded.model.load_state_dict(final["model"])
-    assert evaluate(with_tta(loaded.model, "flip"), test, precision=precision).loss != pytest.approx(
+    assert evaluate(with_tta(loaded.model, "flip"), test, Classify(), precision=precision).loss != pytest.approx(
         result["test_loss"], abs=1e-5)
 
 

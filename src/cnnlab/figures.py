@@ -3,6 +3,11 @@
 The inspection commands build what they show as numpy arrays first and hand only the finished
 array to matplotlib for titles and layout. That keeps the content testable: a test reads the
 same array the figure shows, not pixels scraped back out of a PNG.
+
+Every picture is a matplotlib.figure.Figure made directly, never through pyplot: pyplot keeps
+figures alive in its global list and binds them to a backend, and a library that picked the
+backend at import (matplotlib.use) would take the choice away from the notebook or program
+that imports it. A bare Figure renders to a file with whichever canvas the format needs.
 """
 from __future__ import annotations
 
@@ -10,14 +15,12 @@ import io
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # files only: no screen is needed, or wanted, on a server
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .atomic import atomic_write_bytes  # noqa: E402
-from .errors import UserError  # noqa: E402
+from .atomic import atomic_write_bytes
+from .errors import UserError
 
 FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 
@@ -42,16 +45,16 @@ def symmetric_range(values) -> np.ndarray:
 
 
 def mosaic(tiles: list[np.ndarray], columns: int, gap: int = 1, fill: float = 1.0) -> np.ndarray:
-    """Equal-sized H x W (or H x W x 3) tiles in rows of `columns`, `gap` pixels of `fill`
-    between them; tile i sits at row i // columns, column i % columns."""
-    height, width = tiles[0].shape[:2]
-    rows = -(-len(tiles) // columns)
-    shape = (rows * (height + gap) - gap, columns * (width + gap) - gap, *tiles[0].shape[2:])
-    out = np.full(shape, fill, dtype=np.float64)
-    for i, tile in enumerate(tiles):
-        top, left = (i // columns) * (height + gap), (i % columns) * (width + gap)
-        out[top:top + height, left:left + width] = tile
-    return out
+    """Equal-sized H x W (or H x W x 3) tiles in rows of at most `columns`, `gap` pixels of
+    `fill` between them; tile i sits at row i // columns, column i % columns."""
+    batch = torch.from_numpy(np.stack(tiles).astype(np.float64))
+    grey = batch.dim() == 3
+    batch = batch[:, None] if grey else batch.permute(0, 3, 1, 2)
+    grid = make_grid(batch, nrow=columns, padding=gap, pad_value=fill)
+    if len(tiles) > 1:  # make_grid frames the grid with `gap` too (a lone tile comes back bare)
+        grid = grid[:, gap:grid.shape[1] - gap, gap:grid.shape[2] - gap]
+    # make_grid repeats a grey tile into three channels; one is the map.
+    return (grid[0] if grey else grid.permute(1, 2, 0)).numpy()
 
 
 def tile_position(index: int, columns: int, tile_hw, gap: int = 1) -> tuple[int, int]:
@@ -79,23 +82,22 @@ def overlay(image: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarr
 def checked_format(path: str | Path) -> str:
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in FORMATS:
-        raise UserError(f"cannot write a picture to {path}: its name must end in one of "
-                        f"{', '.join('.' + f for f in FORMATS)}.")
+        raise UserError(f"cannot save a picture as {Path(path).suffix or path}: its name must "
+                        f"end in one of {', '.join('.' + f for f in FORMATS)}.")
     return suffix
 
 
 def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     return buffer.getvalue()
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     """Write `fig` atomically in the format its name asks for; a bad folder is a UserError."""
     path = Path(path)
     fmt = checked_format(path)
-    data = figure_bytes(fig, "jpeg" if fmt == "jpg" else fmt)
+    data = figure_bytes(fig, "jpeg" if fmt == "jpg" else fmt, dpi)
     if not path.parent.is_dir():
         raise UserError(f"cannot write {path}: the folder {path.parent} does not exist.")
     try:

@@ -75,12 +75,13 @@ def sum_tally(world: World):
         return None
 
     def reduce(tally) -> None:
-        sums = torch.stack([tally.loss_sum.double(), tally.correct.double(), tally.seen.double(),
-                            (~tally.finite).double()])
-        dist.all_reduce(sums)
-        tally.loss_sum = sums[0].float()
-        tally.correct, tally.seen = sums[1].long(), sums[2].long()
-        tally.finite = sums[3] == 0
+        names = sorted(tally.sums)  # the same order on every process
+        total = torch.stack([tally.loss_sum.double(), tally.seen.double(),
+                             (~tally.finite).double(), *(tally.sums[n].double() for n in names)])
+        dist.all_reduce(total)
+        tally.loss_sum, tally.seen, tally.finite = total[0].float(), total[1].long(), total[2] == 0
+        # each sum back in its own number type (counts stay whole numbers)
+        tally.sums = {n: total[3 + i].to(tally.sums[n].dtype) for i, n in enumerate(names)}
     return reduce
 
 

@@ -85,8 +85,7 @@ def compile_model(model: nn.Module, input_shape, batch_size: int, precision: Pre
     model.compile()
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         inputs = torch.zeros(batch_size, *input_shape, device=device)
-        labels = torch.zeros(batch_size, dtype=torch.long, device=device)
-        seconds = layout.step_seconds(model.train(), inputs, labels, precision)
+        seconds = layout.step_seconds(model.train(), inputs, precision)
     with torch.no_grad():
         for name, b in model.named_buffers():
             b.copy_(buffers[name])

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..engine.loop import training_loss
+from ..tasks.classify import Classify
 from ..accel.layout import synchronize
 from ..models import create_model
 
@@ -49,7 +49,7 @@ def training_memory_mb(model: nn.Module, inputs, labels, precision) -> float:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         with precision.autocast():
-            loss, _ = training_loss(model.train()(inputs), labels, F.cross_entropy)
+            loss, _ = Classify().loss(model.train()(inputs), labels)
     loss.backward()
     model.zero_grad(set_to_none=True)
     return (3 * _bytes(model.parameters()) + sum(saved.values()) + _bytes([inputs])) / MB

@@ -11,6 +11,7 @@ from ..accel import fastpath, layout
 from ..config.train_config import TrainConfig
 from ..engine.loop import evaluate, train_one_epoch
 from ..models import create_model
+from ..tasks.classify import Classify
 from .measure import timed
 from .workloads import CLASSES
 
@@ -50,11 +51,10 @@ class Training:
         self.model, self.precision, self.device = model, fast.precision, device
         self.stream = endless(batches)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-        self.loss_fn = nn.CrossEntropyLoss()
 
     def run(self, steps: int, untimed: int = 0) -> float:
         return timed(self.device, lambda: train_one_epoch(
-            self.model, itertools.islice(self.stream, steps), self.loss_fn, self.optimizer,
+            self.model, itertools.islice(self.stream, steps), Classify(), self.optimizer,
             precision=self.precision))
 
 
@@ -67,4 +67,4 @@ class Inference:
 
     def run(self, steps: int, untimed: int = 0) -> float:
         return timed(self.device, lambda: evaluate(
-            self.model, itertools.islice(self.stream, steps), precision=self.precision))
+            self.model, itertools.islice(self.stream, steps), Classify(), precision=self.precision))

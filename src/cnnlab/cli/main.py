@@ -10,11 +10,11 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 
 import yaml
 
-from ..config.train_config import TrainConfig, load_config_file
 from ..errors import UserError
 
 
@@ -29,7 +29,11 @@ def _key_value(text: str):
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; defaults stay out of the namespace so we can tell
     which flags were given (they override --config, which overrides the defaults)."""
+    from ..config.train_config import GROUPS, TrainConfig
+    group = parser
     for f in dataclasses.fields(TrainConfig):
+        if f.name in GROUPS:
+            group = parser.add_argument_group(GROUPS[f.name])
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kwargs = {"dest": f.name, "default": argparse.SUPPRESS,
                   "help": f"{f.metadata.get('help', '')} (default: {default})"}
@@ -40,12 +44,14 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs.update(type=type(default) if default is not None else str,
                           choices=f.metadata.get("choices"))
-        parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
     parser.add_argument("--config", metavar="FILE",
                         help="YAML or JSON file with the same keys; flags override it")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
+def config_from_args(args: argparse.Namespace):
+    """The TrainConfig the flags, --config and --recipe describe."""
+    from ..config.train_config import TrainConfig, load_config_file
     if getattr(args, "resume", None):  # the run's own config.json, not the defaults
         from ..training.run import resume_config
         given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
@@ -207,7 +213,97 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _evaluate_args(parser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
+    parser.add_argument("--split", default="test", help="test, val or train (default: test)")
+    parser.add_argument("--device", default="auto")
+
+
+def _predict_args(parser) -> None:
+    add = parser.add_argument
+    add("run", metavar="RUN", help="run folder written by cnnlab train (with --pretrained: the "
+        "first image)")
+    add("images", metavar="IMAGE", nargs="*", help="image files")
+    add("--pretrained", metavar="MODEL",
+        help="ImageNet classes from this pretrained model, e.g. efficientnet_lite0")
+    add("--weights-file", help="with --pretrained: its weights from this file")
+    add("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
+    add("--device", default="auto")
+
+
+def _datasets_args(parser) -> None:
+    parser.add_argument("action", nargs="?", choices=("list", "stats"), default="list")
+    parser.add_argument("name", nargs="?", help="data set for `stats`")
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--download", action="store_true")
+
+
+def _bench_args(parser) -> None:
+    add = parser.add_argument
+    add("--quick", action="store_true",
+        help="a step of each, in seconds: checks that it runs (numbers mean nothing)")
+    add("--models", nargs="+", metavar="MODEL", help="only these workloads' models")
+    add("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
+    add("--device", default="auto")
+    add("--compile", action="store_true", help="torch.compile cnnlab's model")
+
+
+def _explain_args(parser, output) -> None:
+    from . import course
+    how = parser.add_subparsers(dest="explain_command", required=True, metavar="conv|pool")
+    for name, add_args, command, about in (
+            ("conv", course.add_explain_conv_args, cmd_explain_conv,
+             "cross-correlation or transposed convolution"),
+            ("pool", course.add_explain_pool_args, cmd_explain_pool, "max or average pooling")):
+        sub = how.add_parser(name, parents=[output], help=about)
+        add_args(sub)
+        sub.set_defaults(run_command=command)
+
+
+def _from(module: str, function: str):
+    """The argument builder `function` of cli/`module`.py, imported only when its command runs."""
+    return lambda parser: getattr(importlib.import_module(f"{__package__}.{module}"), function)(parser)
+
+
+# The commands: name, what it does, its arguments, what runs it. A command's arguments are
+# built only when that command is used, so `cnnlab --help` imports neither torch nor the
+# training stack (train's flags come from TrainConfig, which does).
+COMMANDS = [
+    ("train", "train a model, write a run folder", lambda p: add_config_flags(p), cmd_train),
+    ("transfer-compare", "feature extraction vs fine-tuning vs from scratch, same budget",
+     lambda p: add_config_flags(p), cmd_transfer_compare),
+    ("evaluate", "the run's task measured on a split: for classification accuracy, per-class "
+     "report and confusion matrix", _evaluate_args, cmd_evaluate),
+    ("predict", "the run's answers for image files (classification: the top classes)",
+     _predict_args, cmd_predict),
+    ("datasets", "the data set catalogue; `datasets stats NAME`: mean and std", _datasets_args,
+     cmd_datasets),
+    ("models", "registered models: family, parameters, input size, paper", None, cmd_models),
+    ("conv-shape", "output size and parameters of one conv or pooling layer, formulas shown",
+     _from("course", "add_conv_shape_args"), cmd_conv_shape),
+    ("summary", "every layer: shape, parameters, multiply-adds, receptive field",
+     _from("course", "add_summary_args"), cmd_summary),
+    ("explain", "convolution or pooling step by step on a small input", "explain", None),
+    ("kernels", "apply a classic image kernel to a photograph; is it separable?",
+     _from("course", "add_kernels_args"), cmd_kernels),
+    ("bench", "training and inference speed beside the lectures' loop and PyTorch Lightning",
+     _bench_args, cmd_bench),
+    ("featuremaps", "activation maps of each convolution stage for one image",
+     _from("look", "add_featuremaps_args"), cmd_featuremaps),
+    ("filters", "learned kernels as images (the first layer in colour)",
+     _from("look", "add_filters_args"), cmd_filters),
+    ("gradcam", "Grad-CAM heat map: where the evidence for a class lies in the image",
+     _from("look", "add_gradcam_args"), cmd_gradcam),
+    ("receptive-field", "the input region one unit sees, by arithmetic and by its gradient",
+     _from("look", "add_receptive_field_args"), cmd_receptive_field),
+    ("report", "one self-contained HTML page about a run", _from("look", "add_report_args"),
+     cmd_report),
+]
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command's arguments, or, given `command`, only that command's
+    (any other name, "" for instance, gives the command list alone)."""
     parser = argparse.ArgumentParser(prog="cnnlab", description=__doc__.splitlines()[0])
     from .. import __version__
     parser.add_argument("--version", action="version", version=f"cnnlab {__version__}")
@@ -215,101 +311,28 @@ def build_parser() -> argparse.ArgumentParser:
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     output.add_argument("--quiet", action="store_true", help="no progress or log lines")
-
-    train = commands.add_parser("train", parents=[output], help="train a model, write a run folder")
-    add_config_flags(train)
-    train.set_defaults(run_command=cmd_train)
-
-    compare = commands.add_parser("transfer-compare", parents=[output],
-                                  help="feature extraction vs fine-tuning vs from scratch, same budget")
-    add_config_flags(compare)
-    compare.set_defaults(run_command=cmd_transfer_compare)
-
-    evaluate = commands.add_parser("evaluate", parents=[output],
-                                   help="accuracy, per-class report and confusion matrix of a run")
-    evaluate.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
-    evaluate.add_argument("--split", default="test", help="test, val or train (default: test)")
-    evaluate.add_argument("--device", default="auto")
-    evaluate.set_defaults(run_command=cmd_evaluate)
-
-    predict = commands.add_parser("predict", parents=[output], help="classify image files")
-    predict.add_argument("run", metavar="RUN", help="run folder written by cnnlab train "
-                         "(with --pretrained: the first image)")
-    predict.add_argument("images", metavar="IMAGE", nargs="*", help="image files")
-    predict.add_argument("--pretrained", metavar="MODEL",
-                         help="ImageNet classes from this pretrained model, e.g. efficientnet_lite0")
-    predict.add_argument("--weights-file", help="with --pretrained: its weights from this file")
-    predict.add_argument("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
-    predict.add_argument("--device", default="auto")
-    predict.set_defaults(run_command=cmd_predict)
-
-    datasets = commands.add_parser("datasets", parents=[output],
-                                   help="the data set catalogue; `datasets stats NAME`: mean and std")
-    datasets.add_argument("action", nargs="?", choices=("list", "stats"), default="list")
-    datasets.add_argument("name", nargs="?", help="data set for `stats`")
-    datasets.add_argument("--data-dir", default="data")
-    datasets.add_argument("--download", action="store_true")
-    datasets.set_defaults(run_command=cmd_datasets)
-
-    models = commands.add_parser("models", parents=[output],
-                                 help="registered models: family, parameters, input size, paper")
-    models.set_defaults(run_command=cmd_models)
-
-    from . import course as conv_args
-    conv_shape = commands.add_parser("conv-shape", parents=[output],
-                                     help="output size and parameters of one conv or pooling layer, formulas shown")
-    conv_args.add_conv_shape_args(conv_shape)
-    conv_shape.set_defaults(run_command=cmd_conv_shape)
-
-    summary = commands.add_parser("summary", parents=[output],
-                                  help="every layer: shape, parameters, multiply-adds, receptive field")
-    conv_args.add_summary_args(summary)
-    summary.set_defaults(run_command=cmd_summary)
-
-    explain = commands.add_parser("explain", help="convolution or pooling step by step on a small input")
-    how = explain.add_subparsers(dest="explain_command", required=True, metavar="conv|pool")
-    explain_conv = how.add_parser("conv", parents=[output], help="cross-correlation or transposed convolution")
-    conv_args.add_explain_conv_args(explain_conv)
-    explain_conv.set_defaults(run_command=cmd_explain_conv)
-    explain_pool = how.add_parser("pool", parents=[output], help="max or average pooling")
-    conv_args.add_explain_pool_args(explain_pool)
-    explain_pool.set_defaults(run_command=cmd_explain_pool)
-
-    kernels = commands.add_parser("kernels", parents=[output],
-                                  help="apply a classic image kernel to a photograph; is it separable?")
-    conv_args.add_kernels_args(kernels)
-    kernels.set_defaults(run_command=cmd_kernels)
-
-    bench = commands.add_parser("bench", parents=[output], help="training and inference speed "
-                                "beside the lectures' loop and PyTorch Lightning")
-    bench.add_argument("--quick", action="store_true",
-                       help="a step of each, in seconds: checks that it runs (numbers mean nothing)")
-    bench.add_argument("--models", nargs="+", metavar="MODEL", help="only these workloads' models")
-    bench.add_argument("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--compile", action="store_true", help="torch.compile cnnlab's model")
-    bench.set_defaults(run_command=cmd_bench)
-
-    from . import look as inspect_args
-    for name, add_args, command, about in (
-            ("featuremaps", inspect_args.add_featuremaps_args, cmd_featuremaps,
-             "activation maps of each convolution stage for one image"),
-            ("filters", inspect_args.add_filters_args, cmd_filters,
-             "learned kernels as images (the first layer in colour)"),
-            ("gradcam", inspect_args.add_gradcam_args, cmd_gradcam,
-             "Grad-CAM heat map: where the evidence for a class lies in the image"),
-            ("receptive-field", inspect_args.add_receptive_field_args, cmd_receptive_field,
-             "the input region one unit sees, by arithmetic and by its gradient"),
-            ("report", inspect_args.add_report_args, cmd_report,
-             "one self-contained HTML page about a run")):
-        sub = commands.add_parser(name, parents=[output], help=about)
-        add_args(sub)
-        sub.set_defaults(run_command=command)
+    for name, about, add_args, run in COMMANDS:
+        # explain holds two commands of its own, each with the output flags
+        sub = commands.add_parser(name, parents=[] if run is None else [output], help=about)
+        if command is not None and name != command:
+            continue
+        if add_args == "explain":
+            _explain_args(sub, output)
+        elif add_args is not None:
+            add_args(sub)
+        if run is not None:
+            sub.set_defaults(run_command=run)
     return parser
 
 
+def _command_in(argv: list[str]) -> str:
+    """The command named in `argv` (its first word that is not an option), or ""."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command_in(argv)).parse_args(argv)
     try:
         return args.run_command(args)
     except UserError as exc:
@@ -318,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`cnnlab models | head`): nothing left to say to it, and
+        # Python must not complain when it flushes stdout at exit (its docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

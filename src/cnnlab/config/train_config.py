@@ -16,12 +16,20 @@ import yaml
 from ..errors import UserError
 from ..layers import NORMS
 from ..engine.optim import OPTIMIZERS, SCHEDULERS
+from ..tasks import TASKS
 from .recipes import RECIPES, recipe_defaults
 
 
 def _opt(default, help: str, **extra):
     """A field with its command-line help beside it (choices, metavar ...)."""
     return field(default=default, metadata={"help": help, **extra})
+
+
+# How `cnnlab train --help` groups the flags: each group's first field; a field belongs to
+# the group of the nearest first field above it (the fields are declared in this order).
+GROUPS = {"recipe": "task and model", "pretrained": "transfer learning", "dataset": "data",
+          "epochs": "optimisation", "device": "run folder and reproducibility",
+          "clip_grad": "numerics and fast path"}
 
 
 @dataclass
@@ -33,6 +41,8 @@ class TrainConfig:
     recipe: str | None = _opt(None, "start from a published recipe's settings instead of these "
                               "defaults (recipes.py); flags given still override them",
                               choices=tuple(RECIPES))
+    task: str = _opt("classify", "the image task to train for: " + "; ".join(
+        f"{name} ({entry.about})" for name, entry in TASKS.items()), choices=tuple(TASKS))
     model: str = _opt("lenet5", "registered model name (see `cnnlab models`)")
     model_kwargs: dict = field(default_factory=dict, metadata={
         "help": "extra model arguments as KEY=VALUE, e.g. activation=relu", "metavar": "KEY=VALUE"})

@@ -201,32 +201,17 @@ def _display(result: torch.Tensor, kernel: np.ndarray) -> tuple[np.ndarray, str]
 
 
 def _save_picture(original: np.ndarray, shown: np.ndarray, titles: tuple[str, str], path: str) -> None:
-    import io
-    from pathlib import Path
+    from matplotlib.figure import Figure
 
-    import matplotlib
-    matplotlib.use("Agg")  # a file, never a window
-    import matplotlib.pyplot as plt
-
-    from ..atomic import atomic_write_bytes
-    target = Path(path)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 5.5))
-    for ax, pixels, title in zip(axes, (original, shown), titles):
+    from ..figures import save_figure
+    fig = Figure(figsize=(11, 5.5))
+    for ax, pixels, title in zip(fig.subplots(1, 2), (original, shown), titles):
         gray = pixels.shape[-1] == 1
         ax.imshow(pixels[..., 0] if gray else pixels, cmap="gray" if gray else None, vmin=0, vmax=1)
         ax.set_title(title, fontsize=10)
         ax.axis("off")
     fig.tight_layout()
-    suffix = target.suffix.lstrip(".").lower() or "png"
-    if suffix not in fig.canvas.get_supported_filetypes():
-        plt.close(fig)
-        raise UserError(f"cannot save a picture as .{suffix}; use .png, .jpg, .pdf or .svg.")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format=suffix, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    if not target.parent.is_dir():
-        raise UserError(f"folder {target.parent} does not exist.")
-    atomic_write_bytes(target, buffer.getvalue())
+    save_figure(fig, path, dpi=100)
 
 
 def _compare_passes(pixels: torch.Tensor, full: torch.Tensor, factors: dict, mode: str) -> dict:

@@ -1,12 +1,11 @@
-"""Optimisers and learning-rate schedules by name, from small name -> factory tables."""
+"""Optimisers and learning-rate schedules by name, from small name -> factory tables.
+
+Each factory reads what it needs from a config (a TrainConfig: lr, momentum, weight_decay,
+step_size, gamma, epochs); the engine does not import config/, which sits above it.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
-
-if TYPE_CHECKING:
-    from ..config.train_config import TrainConfig
 
 OPTIMIZERS = {
     # The lectures' choice: optim.SGD(cnn.parameters(), lr=1e-3, momentum=0.9).
@@ -37,11 +36,11 @@ SCHEDULERS = {
 }
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(params, config) -> torch.optim.Optimizer:
     return OPTIMIZERS[config.optimizer](params, config)
 
 
-def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+def make_scheduler(optimizer, config, steps_per_epoch: int):
     """(scheduler or None, whether it steps per batch rather than per epoch)."""
     factory, per_batch = SCHEDULERS[config.scheduler]
     return factory(optimizer, config, steps_per_epoch), per_batch

@@ -4,6 +4,10 @@ Lecture 001 runs one CIFAR image through the first layer, `X = cnn.conv1(X)`, an
 six maps that come out: each kernel lights up where its pattern (an edge, a colour) occurs.
 Here any layer can be asked for, and by default every convolution stage is shown, so the maps
 can be followed from edges near the input to coarse, abstract features near the head.
+
+The maps are taken by torchvision's feature extractor (torch.fx) where the model traces, and
+by forward hooks where it does not: a forward with Python control flow on a tensor's value or
+shape (efficientnet's 'same' padding) cannot be traced symbolically.
 """
 from __future__ import annotations
 
@@ -12,9 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from torch.fx.proxy import TraceError
+from torchvision.models.feature_extraction import create_feature_extractor
 
 from ..errors import UserError
-from .inspection import captured, conv_stages, load_subject, read_image
+from .inspection import captured, conv_stages, find_layer, load_subject, read_image
 from ..figures import image_to_float, mosaic, save_figure, tile_position, unit_range
 
 COLUMNS = 8  # maps per row of a layer's grid
@@ -45,11 +52,31 @@ class FeatureMaps:
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
+def traced_outputs(model, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor] | None:
+    """{name: output} from torchvision's feature extractor; None where torch.fx cannot trace
+    the model, or a layer is no node of the traced graph (it never runs, or runs inside a
+    module fx keeps whole), and the hooks decide instead."""
+    try:
+        # Only eval mode is run, so a train/eval difference in the graph is no concern.
+        extractor = create_feature_extractor(model, return_nodes=names, suppress_diff_warning=True)
+    except TraceError:
+        return None
+    except ValueError:  # every name is a module (find_layer said so), but not a node
+        return None
+    return extractor(x)
+
+
 def layer_outputs(model, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
     """{name: C x H x W output for the one image in x}; a layer that never runs, or gives
     no feature map (a Linear layer), is a UserError naming it."""
-    with captured(model, names) as outputs, torch.no_grad():
-        model.eval()(x)
+    for name in names:
+        find_layer(model, name)  # a name the model lacks is a UserError before anything runs
+    model.eval()
+    with torch.no_grad():
+        outputs = traced_outputs(model, x, names)
+        if outputs is None:
+            with captured(model, names) as outputs:
+                model(x)
     for name in names:
         if name not in outputs:
             raise UserError(f"layer '{name}' does not run in the model's forward pass.")
@@ -103,12 +130,11 @@ def featuremaps(run: str | None = None, image: str | None = None, *, pretrained:
     return FeatureMaps(out, str(label), subject.name, grids)
 
 
-def draw(picture: np.ndarray, grids: list[LayerMaps], title: str):
+def draw(picture: np.ndarray, grids: list[LayerMaps], title: str) -> Figure:
     """The input on top, then one row per layer, each tile labelled with its channel."""
-    import matplotlib.pyplot as plt
     heights = [1.6] + [max(0.8, 10 * g.grid.shape[0] / g.grid.shape[1]) for g in grids]
-    fig, axes = plt.subplots(len(heights), 1, figsize=(10, sum(heights) + 0.4 * len(heights)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    fig = Figure(figsize=(10, sum(heights) + 0.4 * len(heights)))
+    axes = fig.subplots(len(heights), 1, gridspec_kw={"height_ratios": heights}, squeeze=False)
     axes[0, 0].imshow(picture, interpolation="nearest")
     axes[0, 0].set_title(f"{title} (input as the model sees it)", fontsize=10)
     for ax, grid in zip(axes[1:, 0], grids):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from ..errors import UserError
@@ -109,10 +110,10 @@ def filters(run: str | None = None, *, pretrained: str | None = None, layer: str
     return result
 
 
-def draw(result: Filters):
-    import matplotlib.pyplot as plt
+def draw(result: Filters) -> Figure:
     height, width = result.grid.shape[:2]
-    fig, ax = plt.subplots(figsize=(8, max(1.5, 8 * height / width)))
+    fig = Figure(figsize=(8, max(1.5, 8 * height / width)))
+    ax = fig.subplots()
     shown = result.grid if result.colour else np.ma.masked_invalid(result.grid)
     ax.imshow(shown, cmap=None if result.colour else "gray", vmin=0, vmax=1,
               interpolation="nearest")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 
 from ..errors import UserError
 from .inspection import captured, conv_stages, load_subject, read_image
@@ -109,9 +110,9 @@ def gradcam(run: str | None = None, image: str | None = None, *, pretrained: str
     return result
 
 
-def draw(result: GradCam, picture: np.ndarray):
-    import matplotlib.pyplot as plt
-    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 4.4))
+def draw(result: GradCam, picture: np.ndarray) -> Figure:
+    fig = Figure(figsize=(8, 4.4))
+    left, right = fig.subplots(1, 2)
     left.imshow(picture, interpolation="nearest")
     left.set_title("input as the model sees it", fontsize=9)
     right.imshow(result.picture.clip(0, 1), interpolation="nearest")

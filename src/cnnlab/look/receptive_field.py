@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from torch import nn
 
 from ..data.transforms import Preprocess
@@ -185,14 +187,13 @@ def receptive_field(model: str, layer: str, *, image: str | None = None, sample:
     return result
 
 
-def draw(result: ReceptiveField):
+def draw(result: ReceptiveField) -> Figure:
     """The footprint tinted on the image, the arithmetic's window as a red frame; the axes
     reach into the zero padding where the window hangs over the border."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
     top, left, bottom, right = result.window
     height, width = result.input_shape[1:]
-    fig, ax = plt.subplots(figsize=(6, 6.4))
+    fig = Figure(figsize=(6, 6.4))
+    ax = fig.subplots()
     ax.imshow(result.picture, interpolation="nearest")
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1,
                            fill=False, edgecolor="red", linewidth=2))

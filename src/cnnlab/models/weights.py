@@ -18,13 +18,13 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..errors import UserError
-from .registry import ModelInfo
 
 SOURCES = ("torchvision",)
 
 
-def pretrained_options(info: ModelInfo, weights: str | None) -> dict:
-    """The options that give the layout the named weights were trained in."""
+def pretrained_options(info, weights: str | None) -> dict:
+    """The options that give the layout the named weights were trained in (`info`: the
+    model's registry.ModelInfo; registry.py imports this module, not the reverse)."""
     if weights is None:
         return {}
     if weights not in SOURCES:

@@ -4,8 +4,9 @@
     RUN/metrics.jsonl           one JSON line per epoch
     RUN/checkpoints/            resumable states, the newest --keep (see resume.py)
     RUN/model.safetensors       final weights only
-    RUN/curves.png              loss and accuracy per epoch
-    RUN/confusion.png, per_class.png, top_losses.png, reliability.png   from `cnnlab evaluate`
+    RUN/curves.png              loss and the task's headline metric per epoch
+    RUN/<the task's pictures>   from `cnnlab evaluate` (classification: confusion.png,
+                                per_class.png, top_losses.png, reliability.png)
     RUN/report.html             everything above in one page (`cnnlab report`)
     RUN/tensorboard/            event files for TensorBoard (`cnnlab train --tensorboard`)
     RUN/skipped.txt             files of the data set that could not be used, with reasons
@@ -29,8 +30,7 @@ from ..errors import UserError
 from ..models import create_model
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
-METRICS, CURVES, CONFUSION = "metrics.jsonl", "curves.png", "confusion.png"
-PER_CLASS, TOP_LOSSES, RELIABILITY = "per_class.png", "top_losses.png", "reliability.png"
+METRICS, CURVES = "metrics.jsonl", "curves.png"  # a task's own pictures are named in tasks/
 REPORT, TENSORBOARD = "report.html", "tensorboard"
 SKIPPED = "skipped.txt"
 

@@ -1,3 +1,51 @@
-"""What is particular to an image task. So far classification's parts live here: test-time
-augmentation, the diagnostics of an evaluation (top losses, calibration) and their figures.
+"""Image tasks: what each one means by a target, a loss, a metric, a prediction and a picture.
+
+A task is two modules here, one per side of a trained model:
+- what training needs, the engine's interface (engine/task.py): a class with `name`,
+  `headline`, `loss`, `batch_sums`, `epoch_metrics`, `accumulator` and `from_config(config)`;
+- what `cnnlab evaluate`, `report` and `predict` show: a module with `evaluation_report`,
+  `format_report`, `report_sections`, `predict` and `format_predictions`, imported only by
+  those commands (training never loads scikit-learn's metrics or the figures).
+The table below is the one list of tasks: `cnnlab train --task` offers these names, and a
+run's config.json records which one it trained.
+
+    classify    one class per image (classify.py, classify_report.py; diagnostics.py,
+                classify_figures.py, tta.py)
 """
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..errors import unknown_name
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    trains: str  # "module:Class" in this package: what the engine is given
+    shows: str   # module in this package: what evaluate, report and predict show
+    about: str   # one line for `cnnlab train --help`
+
+
+TASKS = {
+    "classify": TaskEntry("classify:Classify", "classify_report", "one class per image"),
+}
+
+
+def _entry(name: str) -> TaskEntry:
+    if name not in TASKS:
+        raise unknown_name("task", name, TASKS)
+    return TASKS[name]
+
+
+def make_task(name: str, config=None):
+    """The task `name` as the engine uses it, set up from `config` (a TrainConfig; None: the
+    task's defaults)."""
+    module, class_name = _entry(name).trains.split(":")
+    task_class = getattr(importlib.import_module(f"{__name__}.{module}"), class_name)
+    return task_class.from_config(config) if config is not None else task_class()
+
+
+def task_views(name: str):
+    """The module that shows the task `name`'s results to a user."""
+    return importlib.import_module(f"{__name__}.{_entry(name).shows}")

@@ -1,27 +1,43 @@
-"""Pictures of an evaluation: the per-class report, the top losses and the reliability diagram.
+"""Pictures of an evaluation: the confusion matrix, the per-class report, the top losses and
+the reliability diagram.
 
-The numbers come from infer/evaluate.py and diagnostics.py; each function here only draws a
-matplotlib figure, which the caller saves (figures.save_figure) or embeds (look/report.py).
+The numbers come from infer/evaluate.py and diagnostics.py; each function here draws a
+matplotlib Figure, which the caller saves (figures.save_figure) or embeds (look/report.py);
+plot_confusion saves its own.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from .diagnostics import Mistake
-from ..figures import image_to_float
+from ..figures import image_to_float, save_figure
 
 
-def _plt():
-    from ..figures import plt  # Agg is selected there, before pyplot is first imported
-    return plt
+def plot_confusion(matrix, classes: list[str], path: str | Path) -> None:
+    """Rows are true classes, columns predictions; each cell shows its count."""
+    size = max(4, 0.5 * len(classes) + 2)
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
+    ConfusionMatrixDisplay(np.asarray(matrix), display_labels=classes).plot(
+        ax=ax, cmap="Blues", colorbar=False, xticks_rotation=45, text_kw={"fontsize": 8})
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")  # rotated names end under their column
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix")
+    save_figure(fig, path, dpi=120)
 
 
-def per_class_figure(per_class: list[dict]):
+def per_class_figure(per_class: list[dict]) -> Figure:
     """Precision, recall and F1 side by side for every class, support under its name."""
-    plt = _plt()
     names = [f"{row['class']}\n(n={row['support']})" for row in per_class]
     positions = np.arange(len(per_class))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(per_class) + 2), 3.6))
+    fig = Figure(figsize=(max(5.0, 0.9 * len(per_class) + 2), 3.6))
+    ax = fig.subplots()
     for offset, key in zip((-0.27, 0.0, 0.27), ("precision", "recall", "f1")):
         ax.bar(positions + offset, [row[key] for row in per_class], width=0.26, label=key)
     ax.set_xticks(positions, names, fontsize=8)
@@ -33,11 +49,12 @@ def per_class_figure(per_class: list[dict]):
     return fig
 
 
-def top_losses_figure(mistakes: list[Mistake], classes: list[str], columns: int = 4):
-    """The worst mistakes, highest loss first (left to right, then down)."""
-    plt = _plt()
+def top_losses_figure(mistakes: list[Mistake], classes: list[str], columns: int = 4) -> Figure:
+    """The worst mistakes, highest loss first (left to right, then down). Each image has axes
+    of its own, not a tile of one mosaic: its three-line caption needs the room above it."""
     rows = max(1, -(-len(mistakes) // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.6 * rows), squeeze=False)
+    fig = Figure(figsize=(2.3 * columns, 2.6 * rows))
+    axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, mistake in zip(axes.flat, mistakes):
@@ -50,15 +67,14 @@ def top_losses_figure(mistakes: list[Mistake], classes: list[str], columns: int 
     return fig
 
 
-def reliability_figure(bins: dict):
+def reliability_figure(bins: dict) -> Figure:
     """Accuracy against confidence per bin; the diagonal is perfect calibration, bars below
     it mean over-confidence. The lower panel shows how many predictions each bin holds."""
-    plt = _plt()
     edges = np.asarray(bins["edges"])
     centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     accuracy = [a if a is not None else 0.0 for a in bins["accuracy"]]
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(4.6, 5.2), sharex=True,
-                                      gridspec_kw={"height_ratios": [3, 1]})
+    fig = Figure(figsize=(4.6, 5.2))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     top.bar(centres, accuracy, width=width, edgecolor="black", label="accuracy")
     top.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     top.set_ylim(0, 1)

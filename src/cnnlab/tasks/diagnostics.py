@@ -20,8 +20,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.transforms import Preprocess
-from ..engine.loop import Evaluation
+from ..engine.loop import evaluate
 from ..accel.precision import FP32, Precision
+from .classify import Classify, Collect, Evaluation
 
 TOP_K = 16   # mistakes kept for the top-losses picture and report
 BINS = 10    # confidence bins of the reliability diagram
@@ -66,35 +67,31 @@ def _mistakes(logits: torch.Tensor, labels: torch.Tensor, first: int) -> list[Mi
             for i in (predicted != labels).nonzero().flatten().tolist()]
 
 
-@torch.inference_mode()  # as engine.evaluate
+class WithMistakes(Collect):
+    """Classification's evaluation, also keeping the `top_k` highest-loss mistakes with their
+    images (the images of a large test set are never all held at once)."""
+
+    def __init__(self, preprocess: Preprocess, top_k: int = TOP_K):
+        super().__init__()
+        self.preprocess, self.top_k, self.worst, self.seen = preprocess, top_k, [], 0
+
+    def add(self, inputs, outputs, labels) -> None:
+        super().add(inputs, outputs, labels)
+        self.worst = _worst(self.worst, _mistakes(self.logits[-1].cpu(), labels.cpu(), self.seen),
+                            self.top_k)
+        for mistake in self.worst:
+            if mistake.image is None:  # from this batch: decoded once it makes the list
+                mistake.image = denormalise(inputs[mistake.index - self.seen][None],
+                                            self.preprocess)[0]
+        self.seen += len(labels)
+
+
 def examine(model: nn.Module, batches: Iterable, preprocess: Preprocess,
             top_k: int = TOP_K, precision: Precision = FP32) -> tuple[Evaluation, list[Mistake]]:
-    """engine.evaluate's numbers, plus the `top_k` highest-loss mistakes with their images,
-    in one pass (the images of a large test set are never all held at once); the forward
-    pass in `precision`'s number format."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    all_logits, all_labels, worst, seen = [], [], [], 0
-    try:
-        for inputs, labels in batches:
-            with precision.autocast():
-                logits = model(inputs.to(device)).float().cpu()
-            labels = labels.cpu()
-            worst = _worst(worst, _mistakes(logits, labels, seen), top_k)
-            for mistake in worst:
-                if mistake.image is None:  # from this batch: decoded once it makes the list
-                    mistake.image = denormalise(inputs[mistake.index - seen][None], preprocess)[0]
-            all_logits.append(logits)
-            all_labels.append(labels)
-            seen += len(labels)
-    finally:
-        model.train(was_training)
-    logits, labels = torch.cat(all_logits), torch.cat(all_labels)
-    predictions = logits.argmax(dim=1)
-    return Evaluation(F.cross_entropy(logits, labels).item(),
-                      (predictions == labels).float().mean().item(), labels, predictions,
-                      logits.softmax(dim=1)), worst
+    """engine.evaluate's numbers and the `top_k` highest-loss mistakes, in one pass; the
+    forward pass in `precision`'s number format."""
+    gather = WithMistakes(preprocess, top_k)
+    return evaluate(model, batches, Classify(), precision, accumulator=gather), gather.worst
 
 
 def reliability(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = BINS) -> dict:

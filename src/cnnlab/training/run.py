@@ -1,126 +1,51 @@
-"""`train(config)`: config -> data + model -> engine -> run folder.
+"""`train(config)`: config -> data + model (prepare.py) -> task + engine -> run folder.
 
-This is the wiring behind `cnnlab train`; the loop itself is engine.fit, and the files
-are runs/folder.py's. Nothing here knows a particular model or data set.
+This is the wiring behind `cnnlab train`; the loop itself is engine.fit, what the outputs
+mean is the task's (tasks/), and the files are runs/folder.py's. Nothing here knows a
+particular model, data set or task.
 """
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
 
 from ..accel import distributed, fastpath
 from ..runs import resume, folder as runs
 from . import session, transfer
 from . import tensorboard as tensorboard_log
 from ..config.train_config import TrainConfig
-from ..data import load_dataset
-from ..data.catalog import typical_size
-from ..data.pipeline import build_pipeline
 from ..engine.ema import make_ema
 from ..errors import UserError
+from ..tasks import make_task
 from ..layers.whitening import fit_whitening
-from ..models import model_info, plan_input
-from ..models.weights import load_pretrained, pretrained_options
 from ..engine.optim import make_optimizer, make_scheduler
 from ..accel.device import resolve_device, seed_everything
+from .prepare import prepare
 
 
 @dataclass
 class TrainResult:
     run_dir: Path
     history: list[dict]
-    test_loss: float
-    test_accuracy: float
+    test: dict[str, float]  # the task's test metrics, e.g. {"loss": ..., "accuracy": ...}
     seconds: float
     parameters: dict = dataclasses.field(default_factory=dict)  # trainable and frozen, at the start
     main: bool = True  # False on the other processes of a torchrun job: they report nothing
 
+    def __getattr__(self, name: str):
+        """result.test_accuracy, result.test_loss ...: the test metrics by their recorded names."""
+        test = self.__dict__.get("test", {})
+        if name.startswith("test_") and name[5:] in test:
+            return test[name[5:]]
+        raise AttributeError(name)
+
     def to_dict(self) -> dict:
-        return {"run_dir": str(self.run_dir), "test_accuracy": self.test_accuracy,
-                "test_loss": self.test_loss, "epochs": len(self.history),
+        return {"run_dir": str(self.run_dir),
+                **{f"test_{k}": v for k, v in self.test.items()},
+                "epochs": len(self.history),
                 "seconds": self.seconds, **self.parameters, "history": self.history}
-
-
-def prepare(config: TrainConfig, device: torch.device, world: distributed.World | None = None):
-    """The run's spec (config as resolved), batches and freshly initialised model."""
-    if config.pretrained is not None:
-        return transfer.prepare(config, device, world)
-    info = model_info(config.model)  # an unknown model fails before any data is loaded
-    splits = load_dataset(config.dataset, config.data_dir, config.download)
-    if config.augment == "auto":
-        config = dataclasses.replace(config, augment=splits.augment)
-    (channels, height, width), kwargs = _model_args(config, info, splits)
-    pipeline = make_pipeline(config, splits, channels, (height, width), device, world)
-    spec = runs.RunSpec(config, splits.classes, {
-        "num_classes": len(splits.classes), "in_channels": channels,
-        "kwargs": kwargs}, pipeline.preprocess)
-    model = spec.build_model()
-    if config.weights is not None or config.weights_file is not None:
-        load_pretrained(model, config.weights, config.weights_file)
-    return spec, pipeline, model.to(device)
-
-
-def make_pipeline(config: TrainConfig, splits, channels: int, size, device,
-                  world: distributed.World | None = None, preprocess=None):
-    """The data pipeline as the config asks for it, with this process's share under torchrun."""
-    world = world or distributed.World()
-    pipeline = build_pipeline(splits, channels, size, batch_size=config.batch_size,
-                              device=device, augment=config.augment, loading=config.data_loading,
-                              workers=config.workers, bad_files=config.bad_files, seed=config.seed,
-                              preprocess=preprocess, rank=world.rank, world=world.size)
-    if config.limit_batches:
-        pipeline.batches = {name: LimitedBatches(batches, config.limit_batches)
-                            for name, batches in pipeline.batches.items()}
-    return pipeline
-
-
-def _model_args(config: TrainConfig, info, splits):
-    """The model's input size (C, H, W) and options: --model-kwargs, --norm, the layout that
-    torchvision's weights need, and the stem that suits the images (models/registry.plan_input:
-    small images train ImageNet architectures through their small-input stem, not at 224x224)."""
-    kwargs = {**pretrained_options(info, config.weights), **config.model_kwargs}
-    if config.norm is not None:
-        kwargs["norm"] = config.norm
-    image_size = typical_size(splits.train)
-    pretrained = config.weights is not None or config.weights_file is not None
-    (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)
-    with torch.device("meta"):  # a bad option fails now, not after the data is resized for it
-        info.build(len(splits.classes), channels, **kwargs)
-    return (channels, height, width), kwargs
-
-
-class LimitedBatches:
-    """The first `limit` batches of each pass (--limit-batches, for quick smoke runs)."""
-
-    def __init__(self, batches, limit: int):
-        self.batches, self.limit = batches, limit
-        self.resumed_at = 0  # batches of the pass already done before a resume
-
-    def __len__(self) -> int:
-        return min(len(self.batches), self.limit)
-
-    def __iter__(self):
-        # A pass resumed part-way starts after the batches it had done: it owes fewer.
-        owed, self.resumed_at = self.limit - self.resumed_at, 0
-        return itertools.islice(iter(self.batches), max(owed, 0))
-
-    def state_dict(self) -> dict:
-        return self.batches.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state)
-        self.resumed_at = int(state["position"])
-
-    def __getattr__(self, name):  # anything else (labels, dataset ...) is the wrapped batches'
-        if name == "batches":
-            raise AttributeError(name)
-        return getattr(self.batches, name)
 
 
 def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
@@ -162,9 +87,9 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     parameters = transfer.parameter_counts(model)
     scheduler, per_batch = make_scheduler(optimizer, config, len(batches["train"]))
     wrapped = distributed.wrap(model, world, config.sync_bn)  # every process: rank 0's weights
+    task = make_task(config.task, config)
     run = session.Session(config, run_dir, wrapped, optimizer, scheduler, per_batch, batches,
-                          world, nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
-                          quiet, precision=fast.precision,
+                          world, task, quiet, precision=fast.precision,
                           ema=make_ema(model, config.ema) if config.ema else None)
     start_epoch, tally = 1, None
     if config.resume:
@@ -189,11 +114,11 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     with tensorboard_log.attached(run, spec, start_epoch):
         run.run(start_epoch, tally)
     seconds = time.perf_counter() - start
-    test_loss, test_accuracy = run.finish()
-    run.log(f"test accuracy {test_accuracy:.2%} (loss {test_loss:.4f}) after {config.epochs} "
-            f"epochs in {seconds:.1f} s; model saved in {run_dir}")
-    return TrainResult(run_dir, runs.read_metrics(run_dir), test_loss, test_accuracy, seconds,
-                       parameters, world.main)
+    test = run.finish()
+    run.log(f"test {task.headline.key} {task.headline.show(test[task.headline.key])} (loss "
+            f"{test['loss']:.4f}) after {config.epochs} epochs in {seconds:.1f} s; model saved "
+            f"in {run_dir}")
+    return TrainResult(run_dir, runs.read_metrics(run_dir), test, seconds, parameters, world.main)
 
 
 # What may differ when a run is resumed: where it runs, and how long it goes on.

@@ -66,7 +66,7 @@ class Session:
     per_batch: bool
     batches: dict
     world: distributed.World
-    loss_fn: object = None
+    task: object = None       # what the outputs and targets mean (engine/task.py)
     quiet: bool = False
     history: list = field(default_factory=list)
     # Called with each epoch's metrics after the run's own bookkeeping (tensorboard.py).
@@ -147,8 +147,10 @@ class Session:
                 if self.world.main:
                     runs.append_metrics(self.run_dir, metrics)
                 self.checkpoint(metrics["epoch"] + 1, None)
-                bar.set_postfix(epoch=metrics["epoch"], val_acc=f"{metrics['val_accuracy']:.2%}")
-                self.log(epoch_line(metrics, config.epochs))
+                headline = self.task.headline
+                bar.set_postfix({"epoch": metrics["epoch"], f"val_{headline.label}":
+                                 headline.show(metrics[f"val_{headline.key}"])})
+                self.log(epoch_line(metrics, config.epochs, headline))
                 if transfer.after_epoch(distributed.unwrap(self.model), config, metrics["epoch"]):
                     self.log(f"unfroze the backbone after epoch {metrics['epoch']}: "
                              f"{transfer.describe(distributed.unwrap(self.model), config)}")
@@ -158,7 +160,7 @@ class Session:
             history = fit(self.model, self.batches["train"], self.batches["val"],
                           epochs=config.epochs - start_epoch + 1, start_epoch=start_epoch,
                           tally=tally, optimizer=self.optimizer, scheduler=self.scheduler,
-                          scheduler_per_batch=self.per_batch, loss_fn=self.loss_fn,
+                          scheduler_per_batch=self.per_batch, task=self.task,
                           clip_grad=config.clip_grad or None,
                           reduce=distributed.sum_tally(self.world),
                           on_step=on_step, on_epoch_end=on_epoch_end,
@@ -166,19 +168,22 @@ class Session:
         bar.close()
         return history
 
-    def finish(self) -> tuple[float, float]:
-        """Final weights, curves and the test evaluation; returns (test loss, accuracy)."""
+    def finish(self) -> dict[str, float]:
+        """Final weights, curves and the test evaluation; returns the test metrics."""
         if self.world.main:
             save_weights(self.final_model(), self.run_dir / runs.WEIGHTS)
             plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES)
-        test = evaluate(self.evaluated_model(), self.batches["test"], precision=self.precision)
-        return test.loss, test.accuracy
+        test = evaluate(self.evaluated_model(), self.batches["test"], self.task,
+                        precision=self.precision)
+        return test.metrics()
 
 
-def epoch_line(m: dict, epochs: int) -> str:
+def epoch_line(m: dict, epochs: int, headline) -> str:
+    h = headline
     return (f"epoch {m['epoch']:>3}/{epochs}  loss {m['train_loss']:.4f}  "
-            f"acc {m['train_accuracy']:.2%}  val_loss {m['val_loss']:.4f}  "
-            f"val_acc {m['val_accuracy']:.2%}  lr {m['lr']:.2g}  {m['images_per_second']:,.0f} img/s")
+            f"{h.label} {h.show(m['train_' + h.key])}  val_loss {m['val_loss']:.4f}  "
+            f"val_{h.label} {h.show(m['val_' + h.key])}  lr {m['lr']:.2g}  "
+            f"{m['images_per_second']:,.0f} img/s")
 
 
 def keep_metrics_before(run_dir: Path, epoch: int) -> None:

@@ -13,38 +13,15 @@ fixed features first, so its random start does not send large gradients into the
 """
 from __future__ import annotations
 
-import dataclasses
-
 import torch
 from torch import nn
 
-from ..runs import folder as runs
 from ..config.train_config import TrainConfig
-from ..data import load_dataset
 from ..models import create_model
 from .pretrained import pretrained_model, pretrained_record
 
 MODES = ("features", "finetune", "scratch")
 BACKBONE_LR_FACTOR = 0.1  # --backbone-lr 0: the backbone at a tenth of the head's rate
-
-
-def prepare(config: TrainConfig, device: torch.device, world=None):
-    """training.prepare for --pretrained: the run's spec, batches and model, with the input
-    (size, resize, crop, normalisation) that the pretrained weights were trained on."""
-    from .run import make_pipeline  # training imports this module
-    record = pretrained_record(config.pretrained)  # an unknown name fails before the data loads
-    config = dataclasses.replace(config, model=record.name)
-    splits = load_dataset(config.dataset, config.data_dir, config.download)
-    if config.augment == "auto":
-        config = dataclasses.replace(config, augment=splits.augment)
-    preprocess = record.preprocess
-    pipeline = make_pipeline(config, splits, preprocess.channels, preprocess.size, device,
-                             world, preprocess=preprocess)
-    options = {**record.options, **config.model_kwargs}
-    spec = runs.RunSpec(config, splits.classes, {
-        "num_classes": len(splits.classes), "in_channels": preprocess.channels,
-        "kwargs": options}, preprocess)
-    return spec, pipeline, build(config, len(splits.classes)).to(device)
 
 
 def build(config: TrainConfig, num_classes: int) -> nn.Module:

@@ -1,4 +1,7 @@
-"""The report's page: HTML with its own stylesheet, laid out for a phone and a desktop alike.
+"""Self-contained HTML pages (`cnnlab report`): parts a task's report sections are built from,
+and the page that holds them, with its own stylesheet, laid out for a phone and a desktop alike.
+
+Every picture is embedded as a base64 data: URL, so a page opens offline and shows the same.
 
 One column that is never wider than the screen: pictures shrink to fit (max-width: 100%),
 groups of pictures and the top-loss cards wrap into as many columns as fit, and wide tables
@@ -6,7 +9,12 @@ scroll inside their box instead of widening the page. No script, no font or link
 """
 from __future__ import annotations
 
+import base64
+import io
 from html import escape
+
+import numpy as np
+from PIL import Image
 
 STYLE = """
 :root { color-scheme: light; }
@@ -45,6 +53,24 @@ th { background: #f0f2f5; }
   h1 { font-size: 1.3rem; }
 }
 """
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def image_png(image) -> bytes:
+    """uint8 C x H x W (a tensor or an array) -> PNG bytes at its own size (the page scales
+    it up, pixelated)."""
+    array = np.asarray(image).transpose(1, 2, 0)
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def figure(png: bytes, caption: str) -> str:
+    return (f'<figure><img src="{data_url(png)}" alt="{escape(caption)}">'
+            f"<figcaption>{escape(caption)}</figcaption></figure>")
 
 
 def section(title: str, body: str, anchor: str) -> str:

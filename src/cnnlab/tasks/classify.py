@@ -1,0 +1,84 @@
+"""Whole-image classification: one label per image, cross-entropy, accuracy.
+
+The lectures' task and cnnlab's first: what the engine asks of a task (engine/task.py) for
+images that each carry one class index. The evaluation's diagnostics (top losses,
+calibration) are in diagnostics.py, its pictures in classify_figures.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..engine.task import Headline
+from ..models.base import AuxOutputs
+
+
+@dataclass
+class Evaluation:
+    loss: float                  # plain cross-entropy, comparable across recipes
+    accuracy: float
+    labels: torch.Tensor         # true classes, on the CPU
+    predictions: torch.Tensor    # predicted classes
+    probabilities: torch.Tensor  # softmax outputs, N x classes
+
+    def metrics(self) -> dict[str, float]:
+        return {"loss": self.loss, "accuracy": self.accuracy}
+
+
+class Collect:
+    """Every logit and label of the pass (N x classes is small next to the images)."""
+
+    def __init__(self):
+        self.logits, self.labels = [], []
+
+    def add(self, inputs, outputs: torch.Tensor, labels: torch.Tensor) -> None:
+        # float32 logits whatever the number format, for an exact loss and softmax
+        self.logits.append(outputs.float())
+        self.labels.append(labels)
+
+    def result(self) -> Evaluation:
+        logits, labels = torch.cat(self.logits), torch.cat(self.labels)
+        predictions = logits.argmax(dim=1)
+        return Evaluation(loss=F.cross_entropy(logits, labels).item(),
+                          accuracy=(predictions == labels).float().mean().item(),
+                          labels=labels.cpu(), predictions=predictions.cpu(),
+                          probabilities=logits.softmax(dim=1).cpu())
+
+
+class Classify:
+    """Training minimises cross-entropy (with `label_smoothing`, if any); evaluation reports
+    plain cross-entropy and accuracy, so that runs with different recipes compare."""
+    name = "classify"
+    headline = Headline("accuracy", "acc", "{:.2%}")
+
+    def __init__(self, label_smoothing: float = 0.0):
+        self.label_smoothing = label_smoothing
+
+    @classmethod
+    def from_config(cls, config) -> "Classify":
+        return cls(config.label_smoothing)
+
+    def loss(self, outputs, labels: torch.Tensor):
+        """(loss, logits). A model with auxiliary classifiers (GoogLeNet) returns AuxOutputs
+        in training mode; each side head's loss is added with its weight, as its paper
+        trains it."""
+        objective = lambda logits: F.cross_entropy(  # noqa: E731
+            logits, labels, label_smoothing=self.label_smoothing)
+        if isinstance(outputs, AuxOutputs):
+            loss = objective(outputs.logits)
+            for weight, aux in zip(outputs.aux_weights, outputs.aux):
+                loss = loss + weight * objective(aux)
+            return loss, outputs.logits
+        return objective(outputs), outputs
+
+    def batch_sums(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"correct": (logits.detach().argmax(dim=1) == labels).sum()}
+
+    def epoch_metrics(self, sums: dict[str, float], seen: int) -> dict[str, float]:
+        return {"accuracy": sums["correct"] / seen}
+
+    def accumulator(self) -> Collect:
+        return Collect()
+

@@ -1,0 +1,112 @@
+"""`prepare(config)`: the data and the freshly initialised model a config asks for.
+
+The one place a run's input is decided: the data set and its pipeline (this process's share
+under torchrun, --limit-batches), the image size and stem the model is built for, and the
+weights it starts from (random, --weights, or a pretrained ImageNet model for transfer).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import torch
+
+from ..accel import distributed
+from ..config.train_config import TrainConfig
+from ..data import load_dataset
+from ..data.catalog import typical_size
+from ..data.pipeline import build_pipeline
+from ..models import model_info, plan_input
+from ..models.weights import load_pretrained, pretrained_options
+from ..runs import folder as runs
+from . import transfer
+from .pretrained import pretrained_record
+
+
+def prepare(config: TrainConfig, device: torch.device, world: distributed.World | None = None):
+    """The run's spec (config as resolved), batches and freshly initialised model: a
+    registered model from scratch or from --weights/--weights-file, or, with --pretrained, an
+    ImageNet model with a new head fed the input its weights were trained on (size, resize,
+    crop, normalisation)."""
+    # An unknown model or pretrained name fails before any data is loaded.
+    record = pretrained_record(config.pretrained) if config.pretrained is not None else None
+    info = model_info(config.model) if record is None else None
+    if record is not None:
+        config = dataclasses.replace(config, model=record.name)
+    splits = load_dataset(config.dataset, config.data_dir, config.download)
+    if config.augment == "auto":
+        config = dataclasses.replace(config, augment=splits.augment)
+    if record is None:
+        (channels, height, width), kwargs = _model_args(config, info, splits)
+        pipeline = make_pipeline(config, splits, channels, (height, width), device, world)
+    else:
+        channels, kwargs = record.preprocess.channels, {**record.options, **config.model_kwargs}
+        pipeline = make_pipeline(config, splits, channels, record.preprocess.size, device, world,
+                                 preprocess=record.preprocess)
+    spec = runs.RunSpec(config, splits.classes, {
+        "num_classes": len(splits.classes), "in_channels": channels,
+        "kwargs": kwargs}, pipeline.preprocess)
+    if record is not None:
+        model = transfer.build(config, len(splits.classes))
+    else:
+        model = spec.build_model()
+        if config.weights is not None or config.weights_file is not None:
+            load_pretrained(model, config.weights, config.weights_file)
+    return spec, pipeline, model.to(device)
+
+
+def make_pipeline(config: TrainConfig, splits, channels: int, size, device,
+                  world: distributed.World | None = None, preprocess=None):
+    """The data pipeline as the config asks for it, with this process's share under torchrun."""
+    world = world or distributed.World()
+    pipeline = build_pipeline(splits, channels, size, batch_size=config.batch_size,
+                              device=device, augment=config.augment, loading=config.data_loading,
+                              workers=config.workers, bad_files=config.bad_files, seed=config.seed,
+                              preprocess=preprocess, rank=world.rank, world=world.size)
+    if config.limit_batches:
+        pipeline.batches = {name: LimitedBatches(batches, config.limit_batches)
+                            for name, batches in pipeline.batches.items()}
+    return pipeline
+
+
+def _model_args(config: TrainConfig, info, splits):
+    """The model's input size (C, H, W) and options: --model-kwargs, --norm, the layout that
+    torchvision's weights need, and the stem that suits the images (models/registry.plan_input:
+    small images train ImageNet architectures through their small-input stem, not at 224x224)."""
+    kwargs = {**pretrained_options(info, config.weights), **config.model_kwargs}
+    if config.norm is not None:
+        kwargs["norm"] = config.norm
+    image_size = typical_size(splits.train)
+    pretrained = config.weights is not None or config.weights_file is not None
+    (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)
+    with torch.device("meta"):  # a bad option fails now, not after the data is resized for it
+        info.build(len(splits.classes), channels, **kwargs)
+    return (channels, height, width), kwargs
+
+
+class LimitedBatches:
+    """The first `limit` batches of each pass (--limit-batches, for quick smoke runs)."""
+
+    def __init__(self, batches, limit: int):
+        self.batches, self.limit = batches, limit
+        self.resumed_at = 0  # batches of the pass already done before a resume
+
+    def __len__(self) -> int:
+        return min(len(self.batches), self.limit)
+
+    def __iter__(self):
+        # A pass resumed part-way starts after the batches it had done: it owes fewer.
+        owed, self.resumed_at = self.limit - self.resumed_at, 0
+        return itertools.islice(iter(self.batches), max(owed, 0))
+
+    def state_dict(self) -> dict:
+        return self.batches.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches.load_state_dict(state)
+        self.resumed_at = int(state["position"])
+
+    def __getattr__(self, name):  # anything else (labels, dataset ...) is the wrapped batches'
+        if name == "batches":
+            raise AttributeError(name)
+        return getattr(self.batches, name)
