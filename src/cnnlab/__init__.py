@@ -11,6 +11,7 @@ _PUBLIC = {
     "TrainConfig": "config.train_config", "UserError": "errors", "train": "training.run",
     "evaluate": "engine.loop", "fit": "engine.loop", "train_one_epoch": "engine.loop",
     "create_model": "models", "list_models": "models", "model_info": "models",
+    "Classify": "tasks.classify",
 }
 __all__ = [*_PUBLIC, "__version__"]
 

@@ -1,5 +1,5 @@
-"""What a benchmark run found: the machine, ratios, model FLOP utilisation, the targets of
-issue 9, and the files benchmarks/results/<date>-<machine>.{json,md}."""
+"""What a benchmark run found: the machine, ratios, model FLOP utilisation, the speed
+targets cnnlab holds itself to, and the files benchmarks/results/<date>-<machine>.{json,md}."""
 from __future__ import annotations
 
 import json
@@ -82,7 +82,7 @@ def utilisation(w: dict, peak: float) -> dict:
 
 
 def targets(workloads: list) -> list:
-    """Issue 9's must-shows, each with what this run measured."""
+    """The speed targets, each with what this run measured."""
     rows = []
     def add(what, value, goal):
         rows.append({"target": what, "goal": goal, "measured": value,

@@ -100,5 +100,5 @@ def markdown(result: dict) -> str:
     body = []
     for title, table in sections:
         body += ["", f"## {title}", "", *table(result["workloads"])]
-    body += ["", "## Targets (issue 9)", "", *_targets(result["targets"])]
+    body += ["", "## Targets", "", *_targets(result["targets"])]
     return "\n".join(intro + body) + "\n"

@@ -15,8 +15,15 @@ import yaml
 
 from ..errors import UserError
 from ..layers import NORMS
+from ..accel.layout import FORMATS
+from ..accel.precision import PRECISIONS
+from ..data.augment import PRESETS
+from ..data.decode import BAD_FILES
+from ..data.pipeline import LOADING
 from ..engine.optim import OPTIMIZERS, SCHEDULERS
+from ..models.weights import SOURCES
 from ..tasks import TASKS
+from ..tasks.tta import TTA
 from .recipes import RECIPES, recipe_defaults
 
 
@@ -24,6 +31,10 @@ def _opt(default, help: str, **extra):
     """A field with its command-line help beside it (choices, metavar ...)."""
     return field(default=default, metadata={"help": help, **extra})
 
+
+# --transfer: what training/transfer.py does with a pretrained model (defined here, the
+# lower layer, so that transfer.py and the flag share one list).
+TRANSFER_MODES = ("features", "finetune", "scratch")
 
 # How `cnnlab train --help` groups the flags: each group's first field; a field belongs to
 # the group of the nearest first field above it (the fields are declared in this order).
@@ -50,7 +61,7 @@ class TrainConfig:
                             "resnet); default: the architecture's own", choices=tuple(NORMS))
     weights: str | None = _opt(None, "start from pretrained weights: torchvision (its ImageNet "
                                "weights; downloaded once, needs the network)",
-                               choices=("torchvision",))
+                               choices=SOURCES)
     weights_file: str | None = _opt(None, "start from the weights in this .pth/.pt or "
                                     ".safetensors file (torchvision's key names)")
     # Transfer learning (001, 003; training/transfer.py): --pretrained NAME replaces --model.
@@ -60,7 +71,7 @@ class TrainConfig:
                                   "need the network or --weights-file)", metavar="MODEL")
     transfer: str = _opt("features", "with --pretrained: features (train only the new head), "
                          "finetune (train everything) or scratch (same model, random weights)",
-                         choices=("features", "finetune", "scratch"))
+                         choices=TRANSFER_MODES)
     unfreeze_after: int = _opt(0, "with --transfer features: train the whole network after "
                                "this many epochs (0: never)")
     backbone_lr: float = _opt(0.0, "learning rate of the pretrained layers when they train "
@@ -70,14 +81,14 @@ class TrainConfig:
     download: bool = _opt(False, "download a missing standard data set (needs the network)")
     augment: str = _opt("auto", "training augmentation: none, flip-crop, strong, or auto (what "
                         "suits the data set: none for digits, flip-crop for photographs)",
-                        choices=("auto", "none", "flip-crop", "strong"))
+                        choices=("auto", *PRESETS))
     data_loading: str = _opt("auto", "memory (whole set on the device), stream (DataLoader "
                              "workers), or auto (memory when it fits)",
-                             choices=("auto", "memory", "stream"))
+                             choices=LOADING)
     workers: int = _opt(-1, "DataLoader worker processes for decoding (-1: one per core, "
                         "leaving one free, at most 8)")
     bad_files: str = _opt("skip", "unreadable images in folder/CSV data sets: skip (listed in "
-                          "RUN/skipped.txt) or fail", choices=("skip", "fail"))
+                          "RUN/skipped.txt) or fail", choices=BAD_FILES)
     epochs: int = _opt(30, "passes over the training set")
     batch_size: int = _opt(32, "images per optimisation step")
     limit_batches: int = _opt(0, "use at most this many batches of each split per epoch, for a "
@@ -94,7 +105,7 @@ class TrainConfig:
     ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
                       "weights, with this decay per step, e.g. 0.99 (0: off; engine/ema.py)")
     tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "
-                    "and its mirror) or none", choices=("none", "flip"))
+                    "and its mirror) or none", choices=tuple(TTA))
     device: str = _opt("auto", "cpu, cuda, cuda:N, mps, or auto (cuda, then mps, then cpu)")
     seed: int = _opt(0, "random seed for weights, shuffling and augmentation")
     out: str | None = _opt(None, "run folder (default runs/<timestamp>-<model>-<dataset>)")
@@ -111,10 +122,10 @@ class TrainConfig:
     # The fast path (accel/fastpath.py); config.json records the choices 'auto' made.
     memory_format: str = _opt("auto", "tensor layout: channels_last, contiguous, or auto (the "
                               "faster of the two in a few timed steps of this model)",
-                              choices=("auto", "channels_last", "contiguous"))
+                              choices=("auto", *FORMATS))
     precision: str = _opt("auto", "number format: fp32, bf16, fp16 (mixed precision), or auto "
                           "(bf16 or fp16 on CUDA GPUs, fp32 elsewhere)",
-                          choices=("auto", "fp32", "bf16", "fp16"))
+                          choices=PRECISIONS)
     compile: bool = _opt(False, "torch.compile the model first (its seconds reported apart; "
                          "pays on GPUs, rarely on CPUs)")
 

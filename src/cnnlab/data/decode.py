@@ -17,6 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 from ..errors import UserError
 from .images import BadImage, decode_image
 
+# What to do with a file that cannot be used: leave it out (and report it) or stop.
+BAD_FILES = ("skip", "fail")
+
 
 def default_workers() -> int:
     """Leave one core for the training process itself; more than 8 rarely helps decoding."""

@@ -55,3 +55,7 @@ class Task(Protocol):
 
     def accumulator(self) -> Accumulator:
         """A fresh accumulator for one evaluation pass."""
+
+    # Optional: `fit`, with engine.fit's signature, for a task whose training is not the
+    # lectures' loop; the session then calls it instead, with the same checkpoint, progress
+    # and metrics hooks (on_step, on_epoch_end), so the run folder stays the same.

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..atomic import atomic_write_text
 from ..config.train_config import TrainConfig
 from ..errors import UserError
-from .transfer import MODES
+from ..config.train_config import TRANSFER_MODES
 
 TABLE = "compare"
 
@@ -40,7 +40,7 @@ def transfer_compare(config: TrainConfig, quiet: bool = False) -> dict:
     if (out / f"{TABLE}.json").exists():
         raise UserError(f"{out} already holds a comparison; choose another --out or remove it.")
     rows = []
-    for mode in MODES:
+    for mode in TRANSFER_MODES:
         # --unfreeze-after belongs to feature extraction; the others train everything anyway.
         unfreeze = config.unfreeze_after if mode == "features" else 0
         run = dataclasses.replace(config, transfer=mode, unfreeze_after=unfreeze,

@@ -18,6 +18,7 @@ from . import tensorboard as tensorboard_log
 from ..config.train_config import TrainConfig
 from ..engine.ema import make_ema
 from ..errors import UserError
+from ..logs import reported
 from ..tasks import make_task
 from ..layers.whitening import fit_whitening
 from ..engine.optim import make_optimizer, make_scheduler
@@ -63,7 +64,8 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     device = distributed.device_for(world, device)
     seed_everything(config.seed)
     try:
-        return _train(config, device, world, quiet)
+        with reported(quiet):
+            return _train(config, device, world, quiet)
     finally:
         distributed.finish(world)
 

@@ -19,6 +19,7 @@ from ..accel import distributed
 from ..runs import resume, folder as runs
 from . import transfer
 from ..atomic import atomic_write_text
+from ..logs import LOGGER
 from ..runs.checkpoint import save_weights
 from ..engine.loop import EpochTally, evaluate, fit
 from ..errors import UserError
@@ -77,8 +78,9 @@ class Session:
     ema: torch.optim.swa_utils.AveragedModel | None = None
 
     def log(self, message: str) -> None:
-        if not self.quiet and self.world.main:
-            tqdm.write(message, file=sys.stderr)
+        """One line of what the run reports (logs.py), from the main process only."""
+        if self.world.main:
+            LOGGER.info(message)
 
     def final_model(self) -> torch.nn.Module:
         """The weights the run delivers: their average with --ema, else the trained ones."""
@@ -157,7 +159,10 @@ class Session:
                 for hook in self.epoch_hooks:
                     hook(metrics)
 
-            history = fit(self.model, self.batches["train"], self.batches["val"],
+            # A task whose training is not the lectures' loop (two optimisers for a GAN,
+            # optimised pixels for style transfer) brings its own `fit`, same signature.
+            loop = getattr(self.task, "fit", fit)
+            history = loop(self.model, self.batches["train"], self.batches["val"],
                           epochs=config.epochs - start_epoch + 1, start_epoch=start_epoch,
                           tally=tally, optimizer=self.optimizer, scheduler=self.scheduler,
                           scheduler_per_batch=self.per_batch, task=self.task,
