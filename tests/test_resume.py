@@ -19,6 +19,8 @@ from cnnlab.runs.resume import checkpoints
 TRAIN = [sys.executable, "-m", "cnnlab", "train", "--epochs", "3", "--augment", "flip-crop",
          "--deterministic", "--quiet", "--model-kwargs", "activation=relu"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same kernels in every process
+# Every test trains, kills or resumes processes (`straight` trains one): 4 to 25 s each.
+pytestmark = pytest.mark.slow
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
@@ -109,3 +111,29 @@ def test_fifty_sigkills_while_saving_never_lose_the_last_checkpoint(tmp_path):
         assert torch.equal(loaded["weights"], state["weights"])
     save_checkpoint(target, {**state, "epoch": -1})  # the next save cleans up after the kills
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.safetensors"]
+
+
+@pytest.mark.parametrize("resume_from", ["epoch-0002-step-000000", "epoch-0002-step-000002",
+                                         "epoch-0002-step-000001"])
+def test_a_run_with_a_batch_limit_resumes_exactly_from_any_checkpoint(tmp_path, resume_from):
+    """--limit-batches ends a pass early; a checkpoint after it (or at its last step) must
+    still start the next pass where an uninterrupted run would."""
+    import shutil
+    from cnnlab import TrainConfig, train
+    from cnnlab.training.run import resume_config
+    config = TrainConfig(epochs=3, limit_batches=2, checkpoint_every=1, keep=100,
+                         augment="flip-crop", out=str(tmp_path / "straight"))
+    train(config, quiet=True)
+    run = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "straight", run)
+    (run / "model.safetensors").unlink()
+    for checkpoint in checkpoints(run):
+        if checkpoint.name > resume_from + ".safetensors":
+            checkpoint.unlink()
+    train(resume_config(str(run), {}), quiet=True)
+    assert (run / "model.safetensors").read_bytes() == \
+        (tmp_path / "straight" / "model.safetensors").read_bytes()
+    metrics = lambda folder: (folder / "metrics.jsonl").read_text().splitlines()  # noqa: E731
+    keep = lambda line: {k: v for k, v in json.loads(line).items()  # noqa: E731
+                         if k not in ("seconds", "images_per_second")}
+    assert [keep(m) for m in metrics(run)] == [keep(m) for m in metrics(tmp_path / "straight")]

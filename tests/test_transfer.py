@@ -7,19 +7,25 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
 from safetensors.torch import load_file
+from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 from cnnlab import TrainConfig, train
 from cnnlab.training import transfer
 from cnnlab.cli.main import main
 from cnnlab.data.transforms import Preprocess
 from cnnlab.engine.optim import make_optimizer, make_scheduler
+from cnnlab.runs.folder import load_run
+from cnnlab.runs.resume import checkpoints
 from cnnlab.training.pretrained import pretrained_model, pretrained_record
+from cnnlab.training.run import resume_config
 
 QUICK = dict(pretrained="efficientnet_lite0", dataset="lfw-faces", batch_size=4,
              limit_batches=1, device="cpu")
@@ -51,6 +57,8 @@ def test_feature_extraction_leaves_every_frozen_tensor_bit_identical(tmp_path, i
     assert all(not torch.equal(after[k], before[k]) for k in HEAD)
     assert result.to_dict()["trainable_parameters"] == 1280 * 2 + 2
     assert result.to_dict()["frozen_parameters"] == 4_652_008 - 1281 * 1000
+    loaded = load_run(result.run_dir).model  # a fresh model, loaded strictly
+    assert all(torch.equal(loaded.state_dict()[k], after[k]) for k in after)
 
     spec = json.loads((result.run_dir / "config.json").read_text())
     assert spec["preprocess"]["resize"] == 256 and spec["preprocess"]["interpolation"] == "bicubic"
@@ -60,7 +68,11 @@ def test_feature_extraction_leaves_every_frozen_tensor_bit_identical(tmp_path, i
 def test_frozen_batch_norm_ignores_train_mode_until_unfrozen():
     model, _ = pretrained_model("efficientnet_lite0")
     model.reset_classifier(2)
+    fresh = model.state_dict()
     transfer.freeze_backbone(model)
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
+    assert len(norms) == 49 and all(isinstance(m, FrozenBatchNorm2d) for m in norms)
+    assert list(model.state_dict()) == list(fresh)  # a frozen model saves a fresh one's keys
     norm = model.features.stage4[0].project.bn
     stats = norm.running_mean.clone()
     x = torch.randn(4, 3, 32, 32)
@@ -70,10 +82,14 @@ def test_frozen_batch_norm_ignores_train_mode_until_unfrozen():
         torch.testing.assert_close(model.forward_features(x), expected, rtol=0, atol=0)
         assert torch.equal(norm.running_mean, stats)
         transfer.unfreeze(model)
+        norm = model.features.stage4[0].project.bn
+        assert type(norm) is nn.BatchNorm2d and torch.equal(norm.running_mean, stats)
+        assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
         model.train()
         model.forward_features(x)
     assert not torch.equal(norm.running_mean, stats)
     assert all(p.requires_grad for p in model.parameters())
+    assert list(model.state_dict()) == list(fresh)
 
 
 def groups_of(config: TrainConfig):
@@ -103,14 +119,28 @@ def test_features_optimises_only_the_head():
 
 
 def test_unfreeze_after_trains_the_backbone_from_the_next_epoch(tmp_path, initial_states):
-    result = train(TrainConfig(**QUICK, epochs=2, unfreeze_after=1, out=str(tmp_path / "run")),
-                   quiet=True)
+    config = TrainConfig(**{**QUICK, "limit_batches": 2}, epochs=2, unfreeze_after=1,
+                         checkpoint_every=1, keep=9, out=str(tmp_path / "run"))
+    result = train(config, quiet=True)
     trainable = [m["trainable_parameters"] for m in result.history]
     assert trainable == [2562, 2562 + result.to_dict()["frozen_parameters"]]
     before, after = initial_states[0], load_file(result.run_dir / "model.safetensors")
     changed = [k for k in before.keys() - HEAD if not torch.equal(before[k], after[k])]
     assert "features.stem.conv.weight" in changed
     assert "features.stem.bn.running_mean" in changed  # batch norm trains again
+
+    # Resumed mid-epoch from a checkpoint saved while frozen (the model unfreezes after loading
+    # it) and from one saved after unfreezing (restore unfreezes before loading): same weights.
+    for newest in ["epoch-0001-step-000001", "epoch-0002-step-000001"]:
+        run = tmp_path / newest
+        shutil.copytree(result.run_dir, run)
+        for path in checkpoints(run):
+            if path.name > f"{newest}.safetensors":
+                path.unlink()
+        (run / "model.safetensors").unlink()
+        train(resume_config(str(run), {}), quiet=True)
+        assert (run / "model.safetensors").read_bytes() == \
+            (result.run_dir / "model.safetensors").read_bytes(), newest
 
 
 def test_transfer_compare_trains_three_ways_with_the_same_budget(tmp_path, capsys):

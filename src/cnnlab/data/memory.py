@@ -44,6 +44,7 @@ class TensorBatches:
         self.augment_generator = torch.Generator(device=self.inputs.device).manual_seed(
             seed + 1 + rank)
         self.position = 0          # batches handed out in the current pass
+        self.limit = 0             # at most this many batches a pass (--limit-batches; 0: all)
         self._pass_start = self.generator.get_state()
         self._resume_at = 0
 
@@ -51,7 +52,8 @@ class TensorBatches:
         return len(self.labels) // self.world if self.world > 1 else len(self.labels)
 
     def __len__(self) -> int:
-        return math.ceil(self._share() / self.batch_size)
+        full = math.ceil(self._share() / self.batch_size)
+        return min(full, self.limit) if self.limit else full
 
     def __iter__(self):
         n = len(self.labels)
@@ -61,7 +63,10 @@ class TensorBatches:
             order = order[self.rank::self.world][:self._share()]
         order = order.to(self.labels.device)
         first, self._resume_at = self._resume_at, 0
-        for self.position, start in enumerate(range(first * self.batch_size, len(order),
+        # A limited pass ends like a full one (position back to 0), so a checkpoint taken
+        # after it starts the next pass and a resumed run draws the same orders.
+        end = len(self) * self.batch_size
+        for self.position, start in enumerate(range(first * self.batch_size, min(len(order), end),
                                                      self.batch_size), start=first + 1):
             index = order[start:start + self.batch_size]
             inputs = self.inputs.take(index, self.augment_generator)

@@ -131,10 +131,11 @@ class StreamBatches:
         self.loader = loader
         self.generator = loader.generator
         self.position, self.passes, self._resume_at = 0, 0, 0
+        self.limit = 0  # at most this many batches a pass (--limit-batches; 0: all)
         self._pass_start = self.generator.get_state()
 
     def __len__(self) -> int:
-        return len(self.loader)
+        return min(len(self.loader), self.limit) if self.limit else len(self.loader)
 
     def __iter__(self):
         self._pass_start = self.generator.get_state()
@@ -145,6 +146,8 @@ class StreamBatches:
         for self.position, batch in enumerate(self.loader, start=1):
             if self.position > first:
                 yield batch
+            if self.position == self.limit:  # a limited pass ends here, as a full one would
+                break
         self.position = 0
 
     def state_dict(self) -> dict:

@@ -7,7 +7,6 @@ weights it starts from (random, --weights, or a pretrained ImageNet model for tr
 from __future__ import annotations
 
 import dataclasses
-import itertools
 
 import torch
 
@@ -63,9 +62,8 @@ def make_pipeline(config: TrainConfig, splits, channels: int, size, device,
                               device=device, augment=config.augment, loading=config.data_loading,
                               workers=config.workers, bad_files=config.bad_files, seed=config.seed,
                               preprocess=preprocess, rank=world.rank, world=world.size)
-    if config.limit_batches:
-        pipeline.batches = {name: LimitedBatches(batches, config.limit_batches)
-                            for name, batches in pipeline.batches.items()}
+    for batches in pipeline.batches.values():
+        batches.limit = config.limit_batches
     return pipeline
 
 
@@ -82,31 +80,3 @@ def _model_args(config: TrainConfig, info, splits):
     with torch.device("meta"):  # a bad option fails now, not after the data is resized for it
         info.build(len(splits.classes), channels, **kwargs)
     return (channels, height, width), kwargs
-
-
-class LimitedBatches:
-    """The first `limit` batches of each pass (--limit-batches, for quick smoke runs)."""
-
-    def __init__(self, batches, limit: int):
-        self.batches, self.limit = batches, limit
-        self.resumed_at = 0  # batches of the pass already done before a resume
-
-    def __len__(self) -> int:
-        return min(len(self.batches), self.limit)
-
-    def __iter__(self):
-        # A pass resumed part-way starts after the batches it had done: it owes fewer.
-        owed, self.resumed_at = self.limit - self.resumed_at, 0
-        return itertools.islice(iter(self.batches), max(owed, 0))
-
-    def state_dict(self) -> dict:
-        return self.batches.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.batches.load_state_dict(state)
-        self.resumed_at = int(state["position"])
-
-    def __getattr__(self, name):  # anything else (labels, dataset ...) is the wrapped batches'
-        if name == "batches":
-            raise AttributeError(name)
-        return getattr(self.batches, name)

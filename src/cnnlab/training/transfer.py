@@ -2,8 +2,9 @@
 
 Replace the output layer with one that produces the right number of outputs, then
 - features: 'feature extraction': freeze the network and train only the new output layer,
-  'the only viable option for small datasets'. Frozen batch norms stay in evaluation mode,
-  so their running statistics never move, although the engine calls model.train() each epoch;
+  'the only viable option for small datasets'. The backbone's batch norms become
+  FrozenBatchNorm2d, so their running statistics never move, although the engine calls
+  model.train() each epoch;
 - finetune: 'fine tuning': train everything, the pretrained layers (the backbone) at a smaller
   rate (--backbone-lr, default --lr / 10) than the new head, in separate parameter groups;
 - scratch: the same architecture, input and budget with random weights: the baseline that
@@ -13,14 +14,13 @@ fixed features first, so its random start does not send large gradients into the
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
+from torchvision.ops import FrozenBatchNorm2d
 
 from ..config.train_config import TrainConfig
 from ..models import create_model
 from .pretrained import pretrained_model, pretrained_record
 
-MODES = ("features", "finetune", "scratch")
 BACKBONE_LR_FACTOR = 0.1  # --backbone-lr 0: the backbone at a tenth of the head's rate
 
 
@@ -44,31 +44,67 @@ def head_parameter_names(model: nn.Module) -> set[str]:
             for name, _ in model.get_submodule(layer).named_parameters()}
 
 
-def _stay_in_eval(module: nn.Module, args) -> None:
-    # Runs before every forward: model.train() may have switched the flag back on, and a
-    # batch norm in training mode normalises with batch statistics and moves its running ones.
-    module.training = False
+def _carry(source: nn.Module, target: nn.Module) -> nn.Module:
+    """`target` takes `source`'s norm tensors themselves, not copies: the optimiser keeps
+    holding the parameters, and whatever was loaded into one module is in the other."""
+    for name in ("weight", "bias", "running_mean", "running_var"):
+        setattr(target, name, getattr(source, name))  # a Parameter stays a Parameter
+    target.register_buffer("num_batches_tracked", source.num_batches_tracked)
+    return target
+
+
+class FrozenNorm(FrozenBatchNorm2d):
+    """torchvision's FrozenBatchNorm2d over a BatchNorm2d's own tensors. Its forward is an
+    affine map with fixed statistics whatever model.train() says (the engine calls it every
+    epoch), so the running statistics cannot move and nothing has to re-assert eval mode.
+
+    Unlike torchvision's, weight and bias stay (frozen) Parameters and num_batches_tracked is
+    kept: parameter counts, the optimiser's groups, the order of parameters and buffers that
+    --ema pairs up, and the state_dict keys are all a plain model's, so a run saved or
+    checkpointed while frozen loads into a freshly built model."""
+
+    def __init__(self, norm: nn.BatchNorm2d):
+        super().__init__(norm.num_features, norm.eps)
+        self.momentum = norm.momentum  # for the BatchNorm2d that unfreezing puts back
+        _carry(norm, self)
+
+    # torchvision's drops num_batches_tracked from what it loads; this one has the buffer.
+    _load_from_state_dict = nn.Module._load_from_state_dict
+
+    def unfrozen(self) -> nn.BatchNorm2d:
+        norm = nn.BatchNorm2d(self.weight.numel(), eps=self.eps, momentum=self.momentum)
+        return _carry(self, norm)
+
+
+def _replace(model: nn.Module, kind: type, make) -> None:
+    """Every `kind` submodule, however deep, replaced in its parent by make(module)."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, kind) and (new := make(module)) is not module:
+            parent, _, child = name.rpartition(".")
+            setattr(model.get_submodule(parent), child, new)
 
 
 def freeze_backbone(model: nn.Module) -> None:
-    """requires_grad off for everything but the head; batch norms kept in evaluation mode."""
+    """requires_grad off for everything but the head; the backbone's batch norms frozen."""
     head = head_parameter_names(model)
     for name, parameter in model.named_parameters():
         parameter.requires_grad = name in head
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            if not any(p.requires_grad for p in module.parameters()):
-                module._cnnlab_keep_eval = module.register_forward_pre_hook(_stay_in_eval)
+    _replace(model, nn.BatchNorm2d, _frozen)
+
+
+def _frozen(norm: nn.BatchNorm2d) -> nn.Module:
+    # A norm in the head trains; one without affine parameters or running statistics has
+    # nothing FrozenBatchNorm2d could hold fixed, and none of the pretrained models has one.
+    if norm.weight is None or norm.running_mean is None or norm.weight.requires_grad:
+        return norm
+    return FrozenNorm(norm)
 
 
 def unfreeze(model: nn.Module) -> None:
-    """Everything trainable again; batch norms follow model.train()/eval() once more."""
+    """Everything trainable again, with plain batch norms that follow model.train()."""
+    _replace(model, FrozenNorm, FrozenNorm.unfrozen)
     for parameter in model.parameters():
         parameter.requires_grad = True
-    for module in model.modules():
-        handle = module.__dict__.pop("_cnnlab_keep_eval", None)
-        if handle is not None:
-            handle.remove()
 
 
 def backbone_lr(config: TrainConfig) -> float:
