@@ -21,6 +21,11 @@ demo: install
 test: install
 	$(PY) -m pytest
 
+# The suite without the tests marked slow (training runs, subprocesses): about a minute or two.
+.PHONY: test-fast
+test-fast: install
+	$(PY) -m pytest -m "not slow"
+
 # Speed beside the lectures' loop and Lightning: benchmarks/results/<date>-<machine>.{json,md}.
 $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[bench]'

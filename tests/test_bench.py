@@ -30,6 +30,7 @@ def quick(tmp_path_factory):
     return json.loads(done.stdout), out / "results"
 
 
+@pytest.mark.slow  # the quick bench (the `quick` fixture)
 def test_quick_bench_prints_one_json_object_with_every_workload(quick):
     result, _ = quick
     assert {"machine", "peak", "settings", "workloads", "targets", "notes"} <= result.keys()
@@ -38,6 +39,7 @@ def test_quick_bench_prints_one_json_object_with_every_workload(quick):
     assert {"load_average", "load_average_end", "cpus", "torch"} <= result["machine"].keys()
 
 
+@pytest.mark.slow  # the quick bench (the `quick` fixture)
 def test_every_workload_has_training_inference_ratios_and_utilisation(quick):
     result, _ = quick
     with_lightning = result["machine"]["lightning"] is not None
@@ -54,6 +56,7 @@ def test_every_workload_has_training_inference_ratios_and_utilisation(quick):
         assert w["fast_path"]["memory_format"] in ("contiguous", "channels_last")
 
 
+@pytest.mark.slow  # the quick bench (the `quick` fixture)
 def test_the_json_and_markdown_files_hold_the_same_run(quick):
     result, folder = quick
     json_file, markdown_file = (folder / name for name in map(os.path.basename, result["files"]))
@@ -69,6 +72,7 @@ def test_the_json_and_markdown_files_hold_the_same_run(quick):
         "lecture_cnn end to end vs its compute-only"]
 
 
+@pytest.mark.slow  # a quick bench of LeNet-5
 def test_without_lightning_its_columns_are_left_out_with_a_note(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(rival, "version", lambda: None)

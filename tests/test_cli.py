@@ -28,6 +28,7 @@ def _digit_png(path: Path, index: int, scale: int = 8) -> int:
     return int(test.labels[index])
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_train_json_prints_one_object_with_the_results(tmp_path):
     done = _run("train", "--epochs", "2", "--out", str(tmp_path / "run"), "--json")
     assert done.returncode == 0, done.stderr
@@ -37,6 +38,7 @@ def test_train_json_prints_one_object_with_the_results(tmp_path):
     assert "epoch   2/2" in done.stderr  # the per-epoch progress lines
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_predict_names_the_right_class_for_png_digits(default_run, tmp_path, capsys):
     files, truth = [], []
     for index in range(10):
@@ -50,6 +52,7 @@ def test_predict_names_the_right_class_for_png_digits(default_run, tmp_path, cap
                for p in predictions)
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_predict_preprocesses_exactly_as_training_did(default_run, tmp_path, capsys):
     """An 8x8 PNG of a test digit gets the same probabilities as the in-memory test set."""
     from cnnlab.data.memory import TensorBatches
@@ -69,6 +72,7 @@ def test_predict_preprocesses_exactly_as_training_did(default_run, tmp_path, cap
         assert entry["probability"] == pytest.approx(float(expected[int(entry["class"])]), abs=1e-5)
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_predict_reports_bad_files_and_still_predicts_good_ones(default_run, tmp_path, capsys):
     good = tmp_path / "good.png"
     _digit_png(good, 0)
@@ -83,6 +87,7 @@ def test_predict_reports_bad_files_and_still_predicts_good_ones(default_run, tmp
     assert "notes.png is not an image file" in err and "missing.png does not exist" in err
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_evaluate_prints_per_class_metrics_and_a_consistent_confusion_matrix(default_run, capsys):
     assert main(["evaluate", str(default_run.run_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -124,6 +129,7 @@ def test_a_run_folder_without_a_model_is_a_clear_error(tmp_path, short_run, caps
     assert "has no trained model" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a subprocess that imports torch
 def test_unknown_key_in_config_file_exits_2_in_a_real_process(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("epochs: 1\nbatchsize: 8\n")

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # two trainings in subprocesses, one of them with torchrun
+
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 ARGS = ["-m", "cnnlab", "train", "--model", "lecture_cnn", "--epochs", "6", "--json", "--quiet"]
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc-per-node", "2"]

@@ -43,6 +43,36 @@ def test_timing_layouts_leaves_the_model_and_the_random_numbers_alone():
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
+def _record_steps(model, seen):
+    """Note, at every forward pass of `model` or a copy of it: is its convolution in
+    channels_last, and how many threads torch computes with."""
+    model.register_forward_pre_hook(lambda m, args: seen.append(
+        (m[0].weight.is_contiguous(memory_format=torch.channels_last), torch.get_num_threads())))
+    return model
+
+
+def test_layouts_take_turns_and_are_timed_with_the_runs_threads():
+    """torch.utils.benchmark.Timer computes with 1 thread unless told otherwise."""
+    seen, threads = [], torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layout.time_layouts(_record_steps(_net(), seen), (3, 16, 16), 4, precision.FP32)
+    finally:
+        torch.set_num_threads(threads)
+    turns = [cl for i, (cl, _) in enumerate(seen) if i == 0 or seen[i - 1][0] != cl]
+    assert {n for _, n in seen} == {2}
+    assert len(turns) >= 4 and set(turns) == {True, False}  # each layout in several turns
+
+
+def test_a_model_too_slow_for_the_budget_is_timed_in_one_turn_per_layout(monkeypatch):
+    monkeypatch.setattr(layout, "BUDGET", 0.0)
+    seen = []
+    seconds = layout.time_layouts(_record_steps(_net(), seen), (3, 16, 16), 4, precision.FP32)
+    steps = [cl for cl, _ in seen]
+    assert min(seconds.values()) > 0
+    assert steps.count(True) < layout.BLOCK and steps.count(False) < layout.BLOCK
+
+
 @pytest.mark.parametrize("seconds, chosen", [
     ({"contiguous": 1.0, "channels_last": 0.5}, "channels_last"),
     ({"contiguous": 1.0, "channels_last": 0.95}, "contiguous"),   # within the noise margin

@@ -37,17 +37,19 @@ def test_models_json_is_one_object_for_scripts(capsys):
     assert rows["lenet5"] | {"options": None} == {
         "name": "lenet5", "family": "lenet", "parameters": 61_706, "num_classes": 10,
         "input_size": [1, 28, 28], "small_input_size": None, "mean": [0.5], "std": [0.5],
-        "options": None, "torchvision_weights": False, "paper": model_info("lenet5").paper}
+        "options": None, "torchvision_weights": False, "task": "classify",
+        "paper": model_info("lenet5").paper}
     assert rows["googlenet"]["small_input_size"] == [3, 8, 8] and rows["googlenet"]["torchvision_weights"]
 
 
+CLASSIFIERS = [name for name in list_models() if model_info(name).task == "classify"]
 # One such epoch of these took over 3 s each on a 2-core CPU: `pytest -m "not slow"` skips them.
 SLOW_MODELS = {"googlenet", "resnet34", "resnet44", "resnet50", "resnet101", "resnet152",
                "vgg13_bn", "vgg16", "vgg16_bn", "vgg19_bn"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.slow)
-                                  if name in SLOW_MODELS else name for name in list_models()])
+                                  if name in SLOW_MODELS else name for name in CLASSIFIERS])
 def test_every_model_trains_one_epoch_on_digits_through_the_cli(name, tmp_path, capsys):
     run = tmp_path / name
     assert main(["train", "--model", name, "--out", str(run), *SMOKE]) == 0
@@ -128,6 +130,8 @@ def test_a_batch_limit_repeats_every_pass_and_ends_it_like_a_full_one():
     batches.limit = 10
     assert len(batches) == 5
 
+
+@pytest.mark.slow  # trains at 224 x 224
 def test_training_starts_from_a_weights_file_through_the_imagenet_stem(tmp_path, capsys):
     theirs = torchvision.models.resnet18(weights=None)
     torch.save(theirs.state_dict(), tmp_path / "r18.pth")

@@ -198,6 +198,7 @@ def recipe_run(tmp_path_factory):
     return out, json.loads(printed.getvalue())
 
 
+@pytest.mark.slow  # uses recipe_run, a cifar10-fast training
 def test_a_recipe_run_writes_its_folder_with_the_recipe_recorded(recipe_run):
     run, result = recipe_run
     assert result["epochs"] == 2 and 0 <= result["test_accuracy"] <= 1
@@ -209,6 +210,7 @@ def test_a_recipe_run_writes_its_folder_with_the_recipe_recorded(recipe_run):
     assert (saved["ema"], saved["tta"], saved["optimizer"]) == (0.99, "flip", "nesterov")
 
 
+@pytest.mark.slow  # uses recipe_run, a cifar10-fast training
 def test_the_saved_model_holds_the_averaged_weights_and_the_test_used_them(recipe_run):
     run, result = recipe_run
     final = load_checkpoint(checkpoints(run)[-1])
@@ -240,6 +242,7 @@ def _first_test_batches(run, count: int):
     return TensorBatches(run.spec.preprocess.normalise(images), test.labels[:32 * count], 32)
 
 
+@pytest.mark.slow  # uses recipe_run, a cifar10-fast training
 def test_cnnlab_evaluate_works_on_a_recipe_run(recipe_run, capsys):
     run, _ = recipe_run
     assert main(["evaluate", str(run), "--json"]) == 0
@@ -248,6 +251,7 @@ def test_cnnlab_evaluate_works_on_a_recipe_run(recipe_run, capsys):
     assert (run / "confusion.png").is_file()
 
 
+@pytest.mark.slow  # uses recipe_run, a cifar10-fast training
 def test_a_recipe_run_resumed_mid_epoch_ends_with_identical_weights(recipe_run, tmp_path,
                                                                     capsys):
     run, _ = recipe_run
@@ -267,6 +271,7 @@ def test_a_recipe_run_resumed_mid_epoch_ends_with_identical_weights(recipe_run, 
         (m["epoch"], m["train_loss"], m["val_loss"]) for m in theirs]
 
 
+@pytest.mark.slow  # uses recipe_run, a cifar10-fast training
 def test_resume_refuses_a_different_recipe(recipe_run, capsys):
     run, _ = recipe_run
     assert main(["train", "--resume", str(run), "--ema", "0.5"]) == 2

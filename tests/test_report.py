@@ -144,6 +144,7 @@ def _render(chromium: Path, report: Path, folder: Path) -> tuple[dict, list[str]
     return seen, [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
 
 
+@pytest.mark.slow  # starts Chromium
 def test_report_renders_in_chromium_with_every_picture_and_no_console_error(
         short_run, chromium, tmp_path, capsys):
     out = tmp_path / "report.html"

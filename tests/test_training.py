@@ -14,11 +14,13 @@ METRIC_KEYS = {"epoch", "train_loss", "train_accuracy", "val_loss", "val_accurac
                "seconds", "images_per_second"}
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_default_training_reaches_97_percent_on_digits(default_run):
     assert default_run.test_accuracy >= 0.97
     assert len(default_run.history) == TrainConfig().epochs
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_run_folder_holds_everything_needed_to_rebuild_the_run(default_run):
     run_dir = default_run.run_dir
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
@@ -36,6 +38,7 @@ def test_run_folder_holds_everything_needed_to_rebuild_the_run(default_run):
     assert checkpoint["optimizer"]["state"]
 
 
+@pytest.mark.slow  # uses default_run, the default 30-epoch training
 def test_loaded_run_reproduces_the_reported_test_accuracy(default_run):
     from cnnlab.infer.evaluate import evaluate_run
     report = evaluate_run(default_run.run_dir, device="cpu")
@@ -65,6 +68,7 @@ def test_every_optimizer_and_schedule_learns(tmp_path, optimizer, scheduler):
     assert result.test_accuracy > 0.5
 
 
+@pytest.mark.slow  # trains the lecture CNN to an accuracy
 def test_lecture_cnn_trains_on_digits_as_colour_32x32(tmp_path):
     result = train(TrainConfig(out=str(tmp_path / "r"), model="lecture_cnn", epochs=3), quiet=True)
     config = json.loads((result.run_dir / "config.json").read_text())

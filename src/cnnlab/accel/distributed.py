@@ -76,12 +76,15 @@ def sum_tally(world: World):
 
     def reduce(tally) -> None:
         names = sorted(tally.sums)  # the same order on every process
-        total = torch.stack([tally.loss_sum.double(), tally.seen.double(),
-                             (~tally.finite).double(), *(tally.sums[n].double() for n in names)])
+        parts = [tally.loss_sum, tally.seen, ~tally.finite, *(tally.sums[n] for n in names)]
+        total = torch.cat([p.double().flatten() for p in parts])  # one all_reduce for all
         dist.all_reduce(total)
-        tally.loss_sum, tally.seen, tally.finite = total[0].float(), total[1].long(), total[2] == 0
-        # each sum back in its own number type (counts stay whole numbers)
-        tally.sums = {n: total[3 + i].to(tally.sums[n].dtype) for i, n in enumerate(names)}
+        pieces = total.split([p.numel() for p in parts])
+        tally.loss_sum, tally.seen = pieces[0][0].float(), pieces[1][0].long()
+        tally.finite = pieces[2][0] == 0
+        # each sum back in its own shape and number type (counts stay whole numbers)
+        tally.sums = {n: piece.view_as(tally.sums[n]).to(tally.sums[n].dtype)
+                      for n, piece in zip(names, pieces[3:])}
     return reduce
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import os
 import platform
 import time
@@ -36,17 +35,49 @@ FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channel
 # channels_last is kept only when it saves at least this fraction of a step: a closer call is
 # within the noise of a shared machine, and the default layout is the better-known one.
 MARGIN = 0.10
-# At least MIN_TRIALS timed steps per layout, more while under BUDGET seconds (big models on
-# a laptop CPU take seconds per step, and this runs before every new kind of run). Small
-# models get up to MAX_TRIALS: with 8, LeNet-5's 3 ms steps on a shared 2-core machine were
-# seen to time bf16 18% faster in one session and 27% slower in another.
-MIN_TRIALS, MAX_TRIALS, BUDGET = 2, 40, 3.0
+# torch.utils.benchmark.Timer times each layout's steps in blocks of BLOCK steps, the two
+# layouts taking turns block by block, until MAX_TRIALS timed steps per layout or BUDGET
+# seconds (big models on a laptop CPU take seconds per step, and this runs before every new
+# kind of run). Timer runs 2 untimed steps before each block: first-call allocations and
+# kernel choices, then the caches the other layout's turn took. A first turn of one step
+# each sizes the blocks: fewer steps for slow models, a block taking at most BLOCK_SECONDS
+# or so, so that the budget holds a few turns; a model too slow for the budget gets that
+# turn only, 3 steps per layout. LeNet-5's 3 ms steps: 4 blocks of 8 after the first turn,
+# 43 steps per layout (8 single steps were seen to time its bf16 18% faster in one session
+# on a shared 2-core machine and 27% slower in another).
+BLOCK, BLOCK_SECONDS, MAX_TRIALS, BUDGET = 8, 0.25, 32, 3.0
+
+
+def torch_benchmark():
+    """torch.utils.benchmark, imported without the warning its cpp_extension import logs on a
+    machine with a CUDA toolkit but no GPU ("No CUDA runtime is found"): nothing a user of a
+    timing can act on, printed in the middle of a training run's report."""
+    import logging
+    compiler_log = logging.getLogger("torch.utils.cpp_extension")
+    level = compiler_log.level
+    compiler_log.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        compiler_log.setLevel(level)
+    return benchmark
 
 
 def synchronize(device: torch.device) -> None:
     """Wait for queued GPU work, so a wall-clock time covers the work and not its launch."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def clock(device: torch.device):
+    """Seconds, read once `device`'s queued work is done. Timer's own clock waits for the
+    current GPU only, which is not the model's with --device cuda:1."""
+    def now() -> float:
+        synchronize(device)
+        return time.perf_counter()
+    return now
 
 
 def surrogate_loss(outputs) -> torch.Tensor:
@@ -58,46 +89,63 @@ def surrogate_loss(outputs) -> torch.Tensor:
                if isinstance(t, torch.Tensor) and t.is_floating_point())
 
 
-def step_seconds(model: nn.Module, inputs, precision: Precision) -> float:
-    """Wall time of one forward and backward pass (the part the layout changes)."""
-    synchronize(inputs.device)
-    start = time.perf_counter()
+def train_step(model: nn.Module, inputs, precision: Precision) -> None:
+    """One forward and backward pass (the part the layout changes)."""
     with precision.autocast():  # every output counts: GoogLeNet's side heads too
         loss = surrogate_loss(model(inputs))
     loss.backward()
     model.zero_grad(set_to_none=True)
-    synchronize(inputs.device)
-    return time.perf_counter() - start
 
 
-def inference_seconds(model: nn.Module, inputs, precision: Precision) -> float:
-    """Wall time of one forward pass as `evaluate` and `predict` run it."""
-    synchronize(inputs.device)
-    start = time.perf_counter()
+def infer(model: nn.Module, inputs, precision: Precision) -> None:
+    """One forward pass as `evaluate` and `predict` run it."""
     with torch.inference_mode(), precision.autocast():
         model(inputs)
-    synchronize(inputs.device)
-    return time.perf_counter() - start
+
+
+def step_seconds(model: nn.Module, inputs, precision: Precision) -> float:
+    """Wall time of one forward and backward pass, its first-call costs included (how
+    `compile_model` times the step that compiles: Timer would run warm-up steps first)."""
+    now = clock(inputs.device)
+    start = now()
+    train_step(model, inputs, precision)
+    return now() - start
 
 
 def time_layouts(model: nn.Module, input_shape, batch_size: int, precision: Precision,
                  training: bool = True) -> dict:
     """Best seconds per training step (or forward pass) of a copy of `model` in each layout,
     the layouts interleaved so that a burst of load elsewhere on the machine hits both."""
+    # imported here, not for every command: it takes 0.1 s, and imports cpp_extension, which
+    # logs a warning on a machine with a CUDA toolkit but no GPU
+    benchmark = torch_benchmark()
+
     device = next(model.parameters()).device
     copies = {name: copy.deepcopy(model).train(training).to(memory_format=fmt)
               for name, fmt in FORMATS.items()}
-    run = step_seconds if training else inference_seconds
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         inputs = torch.randn(batch_size, *input_shape, device=device)
-        for m in copies.values():  # warm-up: first-call allocations and kernel choices
-            run(m, inputs, precision)
-        best, start, trials = dict.fromkeys(copies, math.inf), time.perf_counter(), 0
-        while trials < MIN_TRIALS or (trials < MAX_TRIALS and time.perf_counter() - start < BUDGET):
-            for name, m in copies.items():
-                best[name] = min(best[name], run(m, inputs, precision))
-            trials += 1
-    return best
+        timers = {name: benchmark.Timer(
+            stmt="work(model, inputs, precision)", timer=clock(device),
+            globals={"work": train_step if training else infer, "model": m, "inputs": inputs,
+                     "precision": precision},
+            num_threads=torch.get_num_threads())  # Timer's default, 1, is not how runs train
+            for name, m in copies.items()}
+        start = time.perf_counter()
+        first = {name: timer.timeit(1).mean for name, timer in timers.items()}
+        steps = max(1, min(BLOCK, int(BLOCK_SECONDS / max(first.values()))))
+        # the first turn's step counts where the blocks are single steps too; beside blocks of
+        # several steps, a single step could be the fastest by luck
+        blocks = {name: [seconds] if steps == 1 else [] for name, seconds in first.items()}
+        timed = 0
+        while timed < MAX_TRIALS and time.perf_counter() - start < BUDGET:
+            for name, timer in timers.items():
+                blocks[name].append(timer.timeit(steps).mean)
+            timed += steps
+    # The fastest block, each block the mean of its steps: its steps average out single steps'
+    # luck, and taking the fastest leaves out the blocks a burst of load elsewhere slowed (the
+    # median would keep them when a burst covered most of the few blocks a model gets).
+    return {name: min(times or [first[name]]) for name, times in blocks.items()}
 
 
 def faster_layout(seconds: dict) -> str:

@@ -8,15 +8,13 @@ JSON beside it.)
 """
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..tasks.classify import Classify
-from ..accel.layout import synchronize
+from ..accel.layout import clock, torch_benchmark
 from ..models import create_model
 
 MB = 2**20
@@ -24,11 +22,10 @@ MB = 2**20
 
 def timed(device: torch.device, work) -> float:
     """Wall seconds of `work()`, with the GPU's queue drained before and after."""
-    synchronize(device)
-    start = time.perf_counter()
+    now = clock(device)
+    start = now()
     work()
-    synchronize(device)
-    return time.perf_counter() - start
+    return now() - start
 
 
 def _bytes(tensors) -> int:
@@ -92,27 +89,38 @@ def flops_per_image(workload, training: bool) -> float:
     return counter.get_total_flops() / batch
 
 
-def _best_flops(device, flops: float, work, repeats: int) -> float:
-    work()  # warm-up: thread pool, kernel selection
-    return flops / min(timed(device, work) for _ in range(repeats))
+def _best_flops(device, flops: float, work, max_run_time: float) -> float:
+    """`flops` over the seconds of `work()` in its fastest block of calls. Timer warms up
+    (thread pool, kernel selection) while it sizes the blocks: single calls of a big product
+    on a CPU, tens of calls on a GPU, whose milliseconds would otherwise be timed with a
+    synchronisation each. Then at least 4 blocks, more while they spread (interquartile
+    range over 10% of the median: load elsewhere) and under `max_run_time` seconds."""
+    # imported here, not for every command: it takes 0.1 s, and imports cpp_extension, which
+    # logs a warning on a machine with a CUDA toolkit but no GPU
+    benchmark = torch_benchmark()
+
+    timer = benchmark.Timer(stmt="work()", globals={"work": work}, timer=clock(device),
+                            num_threads=torch.get_num_threads())  # not Timer's default, 1
+    return flops / min(timer.adaptive_autorange(max_run_time=max_run_time).times)
 
 
-def peak_flops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 5) -> dict:
-    """FLOP/s of large dense products in `dtype`, best of `repeats` each: an n x n matmul
+def peak_flops(device: torch.device, dtype: torch.dtype, size: int,
+               max_run_time: float = 1.0) -> dict:
+    """FLOP/s of large dense products in `dtype`, the best block of each: an n x n matmul
     (BLAS), the same product as a 1x1 convolution (oneDNN or cuDNN, which can be the faster
     library: MKL's sgemm on AMD CPUs, for one), and a 3x3 convolution of n/8 channels. The
     fastest is the peak that model FLOP utilisation divides by."""
     make = lambda *shape: torch.randn(*shape, device=device).to(dtype)  # noqa: E731
     a, b = make(size, size), make(size, size)
-    found = {"matmul": _best_flops(device, 2 * size**3, lambda: a @ b, repeats)}
+    found = {"matmul": _best_flops(device, 2 * size**3, lambda: a @ b, max_run_time)}
     last = torch.channels_last
     x, w = make(1, size, size, 1).contiguous(memory_format=last), make(size, size, 1, 1)
     w = w.contiguous(memory_format=last)
     found["matmul_as_1x1_convolution"] = _best_flops(
-        device, 2 * size**3, lambda: F.conv2d(x, w), repeats)
+        device, 2 * size**3, lambda: F.conv2d(x, w), max_run_time)
     channels, batch = size // 8, size // 16
     x = make(batch, channels, 8, 8).contiguous(memory_format=last)
     w = make(channels, channels, 3, 3).contiguous(memory_format=last)
     found["convolution_3x3"] = _best_flops(
-        device, 2 * batch * channels**2 * 9 * 64, lambda: F.conv2d(x, w, padding=1), repeats)
+        device, 2 * batch * channels**2 * 9 * 64, lambda: F.conv2d(x, w, padding=1), max_run_time)
     return {"flops_per_second": max(found.values()), "probes": found}

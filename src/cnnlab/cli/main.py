@@ -107,7 +107,8 @@ def cmd_predict(args) -> int:
     elif not args.images:
         raise UserError("give one or more image files after the run folder, or --pretrained MODEL.")
     else:
-        result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device)
+        result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device,
+                               out_dir=args.out_dir)
     _emit(args, result, format_predictions(result))
     for error in result["errors"]:
         print(f"cnnlab: {error['error']}", file=sys.stderr)
@@ -228,6 +229,8 @@ def _predict_args(parser) -> None:
         help="ImageNet classes from this pretrained model, e.g. efficientnet_lite0")
     add("--weights-file", help="with --pretrained: its weights from this file")
     add("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
+    add("--out-dir", metavar="DIR", help="segmentation: where the mask and overlay pictures go "
+        "(default: masks/ beside the first image)")
     add("--device", default="auto")
 
 

@@ -29,6 +29,7 @@ class Split:
     """Images already in memory (uint8 N x C x H x W, native size)."""
     images: torch.Tensor
     labels: torch.Tensor
+    masks: torch.Tensor | None = None  # uint8 N x H x W class indices (255: ignore), if any
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -53,6 +54,7 @@ class DataSplits:
     test: Split | FileSplit
     augment: str = "none"   # the preset that suits these images (see Entry.augment)
     problems: list[tuple[str, str]] = field(default_factory=list)  # CSV rows that name no file
+    mask_classes: list[str] | None = None  # what the masks' values name, for sets with masks
 
 
 @dataclass(frozen=True)
@@ -143,9 +145,12 @@ def _split(name: str, entry: Entry, data) -> DataSplits:
         pick = lambda idx: FileSplit([data.files[i] for i in idx], data.labels[idx])  # noqa: E731
         problems = data.problems
     else:
-        pick = lambda idx: Split(data.images[idx], data.labels[idx])  # noqa: E731
+        masks = getattr(data, "class_masks", None)
+        pick = lambda idx: Split(data.images[idx], data.labels[idx],  # noqa: E731
+                                 None if masks is None else masks[idx])
         problems = []
-    return DataSplits(name, data.classes, pick(fit), pick(val), pick(test), entry.augment, problems)
+    return DataSplits(name, data.classes, pick(fit), pick(val), pick(test), entry.augment, problems,
+                      getattr(data, "mask_classes", None))
 
 
 def stratified_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,7 +32,11 @@ class TensorBatches:
                  shuffle: bool = False, seed: int = 0, device: torch.device | str = "cpu",
                  transform: BatchTransform | None = None, augment: Augment | None = None,
                  rank: int = 0, world: int = 1):
-        self.inputs = AugmentedImages(inputs.to(device), augment)
+        # Masks (N x H x W, segmentation) ride along as one more uint8 channel, so a flip or
+        # shift moves image and mask together, pixel for pixel.
+        self.dense = labels.dim() == 3
+        joined = torch.cat([inputs, labels[:, None].to(inputs.dtype)], 1) if self.dense else inputs
+        self.inputs = AugmentedImages(joined.to(device), augment)
         self.labels = labels.to(device)
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -70,9 +74,12 @@ class TensorBatches:
                                                      self.batch_size), start=first + 1):
             index = order[start:start + self.batch_size]
             inputs = self.inputs.take(index, self.augment_generator)
+            labels = self.labels[index]
+            if self.dense:
+                inputs, labels = inputs[:, :-1], inputs[:, -1].to(labels.dtype)
             if self.transform is not None:
                 inputs = self.transform(inputs, self.augment_generator)
-            yield inputs, self.labels[index]
+            yield inputs, labels
         self.position = 0
 
     def state_dict(self) -> dict:

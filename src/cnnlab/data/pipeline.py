@@ -78,7 +78,14 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     chosen = preset(augment)
     stored_bytes = sum(len(p) * (chosen.stored_factor(sizing.size) if name == "train" else 1)
                        for name, p in parts.items()) * sizing.channels * math.prod(sizing.size)
-    in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
+    # Masks (segmentation) travel with their images through the batch augmentation, which
+    # works on whole in-memory batches; the streaming path carries whole-image labels only.
+    dense = any(isinstance(p, Split) and p.labels.dim() == 3 for p in parts.values())
+    if dense and loading == "stream":
+        raise UserError("--data-loading stream carries one label per image; a data set with "
+                        "masks trains in memory (--data-loading memory or auto).")
+    in_memory = dense or loading == "memory" or (
+        loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
     parts, more = _decode_splits(parts, sizing, workers, bad_files, keep=in_memory)
     skipped += more
@@ -105,7 +112,10 @@ def _decode_splits(parts: dict, sizing: Preprocess, workers: int, bad_files: str
             out[name] = (Split(decoded.images, decoded.labels) if keep
                          else FileSplit(decoded.files, decoded.labels))
         else:
-            out[name] = Split(sizing.fit_size(part.images).contiguous(), part.labels) if keep else part
+            # class-index masks in place of labels (segmentation) take the images' geometry
+            labels = (sizing.fit_mask_size(part.labels).contiguous() if part.labels.dim() == 3
+                      else part.labels)
+            out[name] = Split(sizing.fit_size(part.images).contiguous(), labels) if keep else part
     return out, skipped
 
 

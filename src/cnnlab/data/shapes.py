@@ -49,6 +49,17 @@ class ShapesData(LabelledImages):
     boxes: torch.Tensor  # float32, N x 4: x1, y1, x2, y2 on pixel edges (x2 - x1 = width)
     masks: torch.Tensor  # bool, N x H x W: True on exactly the shape's pixels
 
+    @property
+    def mask_classes(self) -> list[str]:
+        return ["background", *self.classes]
+
+    @property
+    def class_masks(self) -> torch.Tensor:
+        """uint8 N x H x W for segmentation: 0 on the background, 1 + the shape's class on
+        its pixels."""
+        return torch.where(self.masks, (self.labels + 1).to(torch.uint8)[:, None, None],
+                           torch.zeros((), dtype=torch.uint8))
+
 
 def shapes(data_dir: str | None = None, download: bool = False) -> ShapesData:
     """The catalogue's `shapes` set: 4,000 images of 32 x 32, a third of each class, seed 0.

@@ -55,6 +55,18 @@ class Preprocess:
             return images
         return F.resize(images, list(self.size), interpolation=mode, antialias=True)
 
+    def fit_mask_size(self, masks: torch.Tensor) -> torch.Tensor:
+        """Class-index masks (N x H x W or H x W) through fit_size's geometry, nearest
+        neighbour: every pixel keeps a class that was there, never a blend of two."""
+        grid = masks[..., None, :, :]
+        nearest = InterpolationMode.NEAREST_EXACT
+        if self.resize is not None:
+            grid = F.center_crop(F.resize(grid, [self.resize], interpolation=nearest,
+                                          antialias=False), list(self.size))
+        elif tuple(grid.shape[-2:]) != tuple(self.size):
+            grid = F.resize(grid, list(self.size), interpolation=nearest, antialias=False)
+        return grid[..., 0, :, :]
+
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images at the model's size -> normalised float32 model input:
         (x / 255 - mean) / std, computed as x * scale + shift in place (one pass fewer than

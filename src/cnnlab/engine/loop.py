@@ -91,7 +91,7 @@ class EpochTally:
 
     def metrics(self, task: Task) -> dict:
         seen = int(self.seen)
-        own = task.epoch_metrics({k: v.item() for k, v in self.sums.items()}, seen)
+        own = task.epoch_metrics({k: v.tolist() for k, v in self.sums.items()}, seen)
         return {"train_loss": float(self.loss_sum) / seen,
                 **{f"train_{k}": v for k, v in own.items()},
                 "seconds": self.seconds, "images_per_second": seen / max(self.seconds, 1e-9)}

@@ -50,8 +50,9 @@ class Task(Protocol):
     def batch_sums(self, outputs: Any, targets: Any) -> dict[str, torch.Tensor]:
         """Device tensors added up over a training epoch, e.g. {"correct": ...}; no host sync."""
 
-    def epoch_metrics(self, sums: dict[str, float], seen: int) -> dict[str, float]:
-        """The epoch's own metrics from those sums, unprefixed; recorded as train_<name>."""
+    def epoch_metrics(self, sums: dict[str, Any], seen: int) -> dict[str, float]:
+        """The epoch's own metrics from those sums (read back as numbers, or nested lists for
+        a matrix), unprefixed; recorded as train_<name>."""
 
     def accumulator(self) -> Accumulator:
         """A fresh accumulator for one evaluation pass."""

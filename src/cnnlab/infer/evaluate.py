@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data import load_dataset
 from ..data.pipeline import build_pipeline
 from ..errors import UserError
-from ..tasks import task_views
+from ..tasks import make_task, task_views
 from .loaded import load_for_inference
 
 SPLITS = ("test", "val", "train")
@@ -28,7 +28,8 @@ def evaluate_with_details(run_dir: str | Path, split: str = "test", device: str 
     # Evaluated as training evaluated it: its number format and test-time augmentation.
     loaded = load_for_inference(run_dir, device, exact=True)
     run, config = loaded.run, loaded.run.spec.config
-    pipeline = build_pipeline(load_dataset(config.dataset, config.data_dir), 0, None,
+    splits = make_task(config.task, config).targets(load_dataset(config.dataset, config.data_dir))
+    pipeline = build_pipeline(splits, 0, None,
                               batch_size=config.batch_size, device=loaded.device,
                               loading=config.data_loading, workers=config.workers,
                               only=(split,), preprocess=run.spec.preprocess)

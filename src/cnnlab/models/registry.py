@@ -41,6 +41,7 @@ class ModelInfo:
     # None where torchvision has no weights for it.
     torchvision: dict | None = field(default=None, compare=False)
     builder: Callable[..., nn.Module] = field(default=None, repr=False, compare=False)
+    task: str = "classify"  # what its outputs are (tasks/): class scores, a mask's scores ...
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -84,7 +85,7 @@ _REGISTRY: dict[str, ModelInfo] = {}
 
 def register_model(*, family: str, input_size, paper: str, mean=(0.5,), std=(0.5,),
                    num_classes: int = 10, small_input_size=None, architecture=None,
-                   torchvision: dict | None = None):
+                   torchvision: dict | None = None, task: str = "classify"):
     """Decorator: `@register_model(family=..., input_size=(1, 28, 28), paper=...)`."""
     def decorate(builder):
         name = builder.__name__
@@ -93,7 +94,7 @@ def register_model(*, family: str, input_size, paper: str, mean=(0.5,), std=(0.5
         small = tuple(small_input_size) if small_input_size else None
         _REGISTRY[name] = ModelInfo(name, family, tuple(input_size), paper, tuple(mean),
                                     tuple(std), num_classes, small, architecture, torchvision,
-                                    builder)
+                                    builder, task)
         return builder
     return decorate
 

@@ -29,6 +29,7 @@ class TaskEntry:
 
 TASKS = {
     "classify": TaskEntry("classify:Classify", "classify_report", "one class per image"),
+    "segment": TaskEntry("segment:Segment", "segment_report", "a class for every pixel"),
 }
 
 

@@ -60,6 +60,10 @@ class Classify:
     def from_config(cls, config) -> "Classify":
         return cls(config.label_smoothing)
 
+    def targets(self, splits):
+        """A data set's class labels are already what classification learns from."""
+        return splits
+
     def loss(self, outputs, labels: torch.Tensor):
         """(loss, logits). A model with auxiliary classifiers (GoogLeNet) returns AuxOutputs
         in training mode; each side head's loss is added with its weight, as its paper

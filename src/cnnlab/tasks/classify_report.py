@@ -115,9 +115,9 @@ def _loss_cards(mistakes: list[Mistake], classes: list[str]) -> str:
 
 
 def predict(model, preprocess, classes: list[str], files: list[str], device,
-            precision: Precision = FP32, top_k: int = 3) -> dict:
+            precision: Precision = FP32, top_k: int = 3, **_) -> dict:
     """Top-k classes of `model` (in evaluation mode) for each readable file; unreadable ones
-    are listed under "errors"."""
+    are listed under "errors". (Other tasks' options, such as out_dir, do not apply.)"""
     if top_k <= 0:
         raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
     inputs, readable, errors = [], [], []

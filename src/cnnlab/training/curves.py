@@ -1,4 +1,4 @@
-"""The learning curves of a run: loss and accuracy per epoch.
+"""The learning curves of a run: loss and the task's headline metric per epoch.
 
 The other pictures have modules of their own: tasks/classify_figures.py (confusion matrix,
 per-class scores, top losses, reliability), look/featuremaps.py, look/filters.py,
@@ -13,11 +13,13 @@ from matplotlib.figure import Figure
 from ..figures import save_figure
 
 
-def plot_curves(history: list[dict], path: str | Path) -> None:
-    """Loss and accuracy per epoch, training and validation side by side."""
+def plot_curves(history: list[dict], path: str | Path, metric: str = "accuracy") -> None:
+    """Loss and `metric` (the task's headline: accuracy, miou ...) per epoch, training and
+    validation side by side."""
     epochs = [m["epoch"] for m in history]
     fig = Figure(figsize=(10, 4))
-    for ax, key, title in zip(fig.subplots(1, 2), ("loss", "accuracy"), ("Loss", "Accuracy")):
+    for ax, key in zip(fig.subplots(1, 2), ("loss", metric)):
+        title = "mean IoU" if key == "miou" else key.replace("_", " ").capitalize()
         ax.plot(epochs, [m[f"train_{key}"] for m in history], marker=".", label="train")
         ax.plot(epochs, [m[f"val_{key}"] for m in history], marker=".", label="validation")
         ax.set_xlabel("epoch")

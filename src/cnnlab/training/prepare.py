@@ -15,9 +15,11 @@ from ..config.train_config import TrainConfig
 from ..data import load_dataset
 from ..data.catalog import typical_size
 from ..data.pipeline import build_pipeline
-from ..models import model_info, plan_input
+from ..errors import UserError
+from ..models import list_models, model_info, plan_input
 from ..models.weights import load_pretrained, pretrained_options
 from ..runs import folder as runs
+from ..tasks import make_task
 from . import transfer
 from .pretrained import pretrained_record
 
@@ -30,9 +32,15 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
     # An unknown model or pretrained name fails before any data is loaded.
     record = pretrained_record(config.pretrained) if config.pretrained is not None else None
     info = model_info(config.model) if record is None else None
+    if info is not None and info.task != config.task:
+        raise UserError(f"model {info.name} is made for --task {info.task}, not {config.task}; "
+                        f"the {config.task} models: "
+                        f"{', '.join(n for n in list_models() if model_info(n).task == config.task)}.")
     if record is not None:
         config = dataclasses.replace(config, model=record.name)
-    splits = load_dataset(config.dataset, config.data_dir, config.download)
+    # What the task learns from: class labels, or masks in place of them for segmentation.
+    splits = make_task(config.task, config).targets(
+        load_dataset(config.dataset, config.data_dir, config.download))
     if config.augment == "auto":
         config = dataclasses.replace(config, augment=splits.augment)
     if record is None:

@@ -177,7 +177,8 @@ class Session:
         """Final weights, curves and the test evaluation; returns the test metrics."""
         if self.world.main:
             save_weights(self.final_model(), self.run_dir / runs.WEIGHTS)
-            plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES)
+            plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES,
+                        self.task.headline.key)
         test = evaluate(self.evaluated_model(), self.batches["test"], self.task,
                         precision=self.precision)
         return test.metrics()

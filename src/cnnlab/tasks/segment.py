@@ -1,0 +1,114 @@
+"""Semantic segmentation: a class for every pixel (lectures 000 and 001).
+
+Targets are class-index masks (N x H x W, uint8 or long), 255 meaning "ignore this pixel"
+(VOC's outlines). Training minimises per-pixel cross-entropy over the pixels that count;
+what is tallied on the device is one confusion matrix, from which pixel accuracy, each
+class's intersection over union (IoU) and their mean (mIoU) follow:
+
+    IoU(c) = |predicted c AND true c| / |predicted c OR true c|
+           = C[c, c] / (sum of row c + sum of column c - C[c, c])
+
+with C[true, predicted] the pixel counts. mIoU averages the classes that occur (in the
+truth or the prediction), the way the PASCAL VOC benchmark reports it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine.task import Headline
+from ..errors import UserError
+
+IGNORE = 255
+
+
+def confusion(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> torch.Tensor:
+    """classes x classes pixel counts (rows: true, columns: predicted), ignored pixels left
+    out, computed on the device without a host sync (no boolean indexing, no bincount)."""
+    truth = truth.long()
+    valid = (truth >= 0) & (truth < classes)
+    cell = torch.where(valid, truth * classes + predicted, classes * classes)  # last: dropped
+    counts = torch.zeros(classes * classes + 1, dtype=torch.long, device=truth.device)
+    counts.scatter_add_(0, cell.flatten(), torch.ones_like(cell.flatten()))
+    return counts[:-1].view(classes, classes)
+
+
+def scores(matrix) -> dict:
+    """Pixel accuracy, per-class IoU (None for a class absent from truth and prediction) and
+    mIoU from a confusion matrix."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    hits = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - hits
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = hits / union
+    present = union > 0
+    return {"pixel_accuracy": float(hits.sum() / max(matrix.sum(), 1)),
+            "miou": float(iou[present].mean()) if present.any() else 0.0,
+            "iou": [float(v) if p else None for v, p in zip(iou, present)]}
+
+
+@dataclass
+class SegmentEvaluation:
+    loss: float             # mean cross-entropy per counted pixel
+    pixel_accuracy: float
+    miou: float
+    iou: list               # per class, None where the class never occurs
+    confusion: np.ndarray   # classes x classes pixel counts
+
+    def metrics(self) -> dict[str, float]:
+        return {"loss": self.loss, "pixel_accuracy": self.pixel_accuracy, "miou": self.miou}
+
+
+class Tally:
+    """An evaluation pass: the confusion matrix and the loss, summed on the device."""
+
+    def __init__(self):
+        self.matrix, self.loss_sum, self.pixels = None, 0.0, 0
+
+    def add(self, inputs, logits: torch.Tensor, masks: torch.Tensor) -> None:
+        logits, masks = logits.float(), masks.long()
+        matrix = confusion(logits.argmax(dim=1), masks, logits.shape[1])
+        self.matrix = matrix if self.matrix is None else self.matrix + matrix
+        self.loss_sum = self.loss_sum + F.cross_entropy(logits, masks, ignore_index=IGNORE,
+                                                        reduction="sum")
+        self.pixels = self.pixels + (masks != IGNORE).sum()
+
+    def result(self) -> SegmentEvaluation:
+        matrix = self.matrix.cpu().numpy()
+        found = scores(matrix)
+        return SegmentEvaluation(float(self.loss_sum) / max(int(self.pixels), 1),
+                                 found["pixel_accuracy"], found["miou"], found["iou"], matrix)
+
+
+class Segment:
+    name = "segment"
+    headline = Headline("miou", "miou", "{:.2%}")
+
+    @classmethod
+    def from_config(cls, config) -> "Segment":
+        return cls()
+
+    def targets(self, splits):
+        """The data set with its class-index masks as targets (and its mask classes)."""
+        if getattr(splits, "mask_classes", None) is None:
+            raise UserError(f"data set {splits.name} has no masks to learn from; segmentation "
+                            "needs one with a mask per image, e.g. --dataset shapes.")
+        swap = lambda split: replace(split, labels=split.masks)  # noqa: E731
+        return replace(splits, classes=list(splits.mask_classes), train=swap(splits.train),
+                       val=swap(splits.val), test=swap(splits.test))
+
+    def loss(self, logits: torch.Tensor, masks: torch.Tensor):
+        return F.cross_entropy(logits, masks.long(), ignore_index=IGNORE), logits
+
+    def batch_sums(self, logits: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"confusion": confusion(logits.detach().argmax(dim=1), masks, logits.shape[1])}
+
+    def epoch_metrics(self, sums: dict, seen: int) -> dict[str, float]:
+        found = scores(sums["confusion"])
+        return {"pixel_accuracy": found["pixel_accuracy"], "miou": found["miou"]}
+
+    def accumulator(self) -> Tally:
+        return Tally()

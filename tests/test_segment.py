@@ -1,0 +1,119 @@
+"""Semantic segmentation as a user meets it: train on shapes' masks, evaluate, predict masks
+for image files; and the parts that must be exactly right: the confusion matrix and mIoU,
+masks that move with their images, and a run that records its task."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+from sklearn.metrics import confusion_matrix
+
+from cnnlab.cli.main import main
+from cnnlab.data.augment import preset
+from cnnlab.data.memory import TensorBatches
+from cnnlab.data.shapes import generate_shapes
+from cnnlab.tasks.segment import IGNORE, Segment, confusion, scores
+
+SMOKE = ["--task", "segment", "--model", "unet", "--dataset", "shapes", "--epochs", "1",
+         "--limit-batches", "3", "--batch-size", "16", "--model-kwargs", "width=4", "depth=2"]
+
+
+def test_the_confusion_matrix_and_miou_equal_a_reference_on_random_predictions():
+    g = torch.Generator().manual_seed(0)
+    truth = torch.randint(0, 4, (3, 16, 16), generator=g)
+    truth[0, :4] = IGNORE  # ignored pixels count nowhere
+    predicted = torch.randint(0, 4, (3, 16, 16), generator=g)
+    ours = confusion(predicted, truth, 4).numpy()
+    keep = (truth != IGNORE).flatten().numpy()
+    reference = confusion_matrix(truth.flatten().numpy()[keep], predicted.flatten().numpy()[keep],
+                                 labels=range(4))
+    np.testing.assert_array_equal(ours, reference)
+    iou = np.diag(reference) / (reference.sum(0) + reference.sum(1) - np.diag(reference))
+    found = scores(ours)
+    assert found["miou"] == pytest.approx(iou.mean())
+    assert found["pixel_accuracy"] == pytest.approx(np.trace(reference) / reference.sum())
+
+
+def test_a_class_absent_from_truth_and_prediction_does_not_count_in_the_mean():
+    matrix = np.array([[5, 1, 0], [2, 4, 0], [0, 0, 0]])
+    found = scores(matrix)
+    assert found["iou"][2] is None
+    assert found["miou"] == pytest.approx(np.mean([5 / 8, 4 / 7]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), preset_name=st.sampled_from(["flip-crop", "strong"]))
+def test_every_augmentation_keeps_image_and_mask_aligned(seed, preset_name):
+    """The masks are drawn from the images (the shape's pixels have its flat colour), so after
+    any flip and shift the mask must still mark exactly the pixels of that colour."""
+    data = generate_shapes(8, 32, seed=seed)
+    batches = TensorBatches(data.images, data.class_masks, 8, shuffle=True, seed=seed,
+                            augment=preset(preset_name))
+    for images, masks in batches:
+        for image, mask in zip(images, masks):
+            shape = mask > 0
+            colour = image[:, shape][:, 0]
+            same = (image == colour[:, None, None]).all(dim=0)
+            assert torch.equal(same & shape, shape)  # every mask pixel has the shape's colour
+            assert int(same.sum()) <= int(shape.sum()) + 2  # and hardly any other pixel does
+
+
+def test_train_evaluate_and_predict_a_segmentation_run(tmp_path, capsys):
+    run = tmp_path / "seg"
+    assert main(["train", *SMOKE, "--out", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert 0 <= result["test_miou"] <= 1 and 0 <= result["test_pixel_accuracy"] <= 1
+    metrics = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"train_miou", "train_pixel_accuracy", "val_miou", "val_pixel_accuracy"} <= set(metrics)
+    assert json.loads((run / "config.json").read_text())["train"]["task"] == "segment"
+
+    assert main(["evaluate", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["task"] == "segment"
+    # (training's test pass was cut to --limit-batches; evaluate sees the whole split)
+    assert report["miou"] == pytest.approx(scores(report["confusion_matrix"])["miou"])
+    assert report["images"] == 800
+    assert [c["class"] for c in report["per_class"]] == ["background", "circle", "square",
+                                                         "triangle"]
+    assert sum(c["pixels"] for c in report["per_class"]) == report["images"] * 32 * 32
+    assert (run / "worst_masks.png").stat().st_size > 5000
+
+    data = generate_shapes(2, 40, seed=3)
+    files = []
+    for i, image in enumerate(data.images):
+        files.append(tmp_path / f"img{i}.png")
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(files[-1])
+    out = tmp_path / "masks"
+    assert main(["predict", str(run), *map(str, files), "--out-dir", str(out), "--json"]) == 0
+    predictions = json.loads(capsys.readouterr().out)["predictions"]
+    assert [p["file"] for p in predictions] == [str(f) for f in files]
+    for item in predictions:
+        mask = np.asarray(Image.open(item["mask"]))
+        assert mask.shape == (40, 40) and mask.max() <= 3  # class indices, at the image's size
+        assert Image.open(item["overlay"]).size == (40, 40)
+        assert sum(item["class_fractions"].values()) == pytest.approx(1)
+        assert item["class_fractions"]["background"] == pytest.approx((mask == 0).mean())
+
+
+def test_wrong_pairings_of_task_model_and_data_are_one_sentence(tmp_path, capsys):
+    assert main(["train", "--task", "segment", "--model", "lenet5", "--out",
+                 str(tmp_path / "a")]) == 2
+    assert "lenet5 is made for --task classify" in capsys.readouterr().err
+    assert main(["train", "--task", "segment", "--model", "unet", "--dataset", "digits",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "digits has no masks" in capsys.readouterr().err
+    assert main(["train", "--model", "unet", "--out", str(tmp_path / "c")]) == 2
+    assert "unet is made for --task segment" in capsys.readouterr().err
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_the_segment_task_learns_from_shapes_masks_not_labels():
+    from cnnlab.data import load_dataset
+    splits = Segment().targets(load_dataset("shapes"))
+    assert splits.classes == ["background", "circle", "square", "triangle"]
+    assert splits.train.labels.shape == splits.train.images.shape[:1] + (32, 32)
+    assert set(splits.train.labels.unique().tolist()) == {0, 1, 2, 3}
