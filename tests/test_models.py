@@ -205,7 +205,7 @@ def test_vgg_bn_is_vgg_with_batch_norm_and_norm_none_removes_it():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"norm": "group"}, "lenet5 keeps its own normalisation; a norm can be chosen for the "
-                        "cifar_fast, googlenet, resnet, vgg models"),
+                        "cifar_fast, googlenet, resnet, unet, vgg models"),
     ({"colour": "red"}, "lenet5 has no option 'colour'; its options are: activation"),
     ({"activation": "swish"}, "unknown activation 'swish'"),
 ])
