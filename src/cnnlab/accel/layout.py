@@ -116,9 +116,7 @@ def time_layouts(model: nn.Module, input_shape, batch_size: int, precision: Prec
                  training: bool = True) -> dict:
     """Best seconds per training step (or forward pass) of a copy of `model` in each layout,
     the layouts interleaved so that a burst of load elsewhere on the machine hits both."""
-    # imported here, not for every command: it takes 0.1 s, and imports cpp_extension, which
-    # logs a warning on a machine with a CUDA toolkit but no GPU
-    benchmark = torch_benchmark()
+    benchmark = torch_benchmark()  # here, not for every command: it takes 0.1 s
 
     device = next(model.parameters()).device
     copies = {name: copy.deepcopy(model).train(training).to(memory_format=fmt)
