@@ -117,3 +117,18 @@ def test_the_segment_task_learns_from_shapes_masks_not_labels():
     assert splits.classes == ["background", "circle", "square", "triangle"]
     assert splits.train.labels.shape == splits.train.images.shape[:1] + (32, 32)
     assert set(splits.train.labels.unique().tolist()) == {0, 1, 2, 3}
+
+
+def test_the_dice_loss_is_zero_for_a_perfect_answer_and_ignores_ignored_pixels():
+    from cnnlab.tasks.segment import dice_loss
+    masks = torch.randint(0, 3, (2, 8, 8), generator=torch.Generator().manual_seed(1))
+    perfect = torch.nn.functional.one_hot(masks, 3).permute(0, 3, 1, 2).float() * 50
+    assert float(dice_loss(perfect, masks)) == pytest.approx(0, abs=1e-6)
+    wrong_where_ignored = perfect.clone()
+    wrong_where_ignored[:, :, :4] = perfect[:, :, :4].roll(1, dims=1)
+    ignored = masks.clone()
+    ignored[:, :4] = IGNORE
+    assert float(dice_loss(wrong_where_ignored, ignored)) == pytest.approx(0, abs=1e-6)
+    assert float(dice_loss(wrong_where_ignored, masks)) > 0.3
+    loss, _ = Segment(dice=1.0).loss(wrong_where_ignored, masks)
+    assert float(loss) > float(Segment().loss(wrong_where_ignored, masks)[0])

@@ -102,6 +102,8 @@ class TrainConfig:
     step_size: int = _opt(7, "epochs between decays for --scheduler step (the lectures' StepLR)")
     gamma: float = _opt(0.1, "decay factor for --scheduler step")
     label_smoothing: float = _opt(0.1, "cross-entropy label smoothing in [0, 1)")
+    dice: float = _opt(0.0, "--task segment: weight of the Dice loss added to the per-pixel "
+                       "cross-entropy (0: none; 1 weighs them alike)")
     ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
                       "weights, with this decay per step, e.g. 0.99 (0: off; engine/ema.py)")
     tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "
@@ -143,6 +145,8 @@ class TrainConfig:
             raise UserError("--optimizer nesterov needs a positive --momentum.")
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema must be in [0, 1) (0: off), not {self.ema!r}.")
+        if self.dice < 0:
+            raise UserError(f"--dice must not be negative, not {self.dice!r}.")
         if not 0 <= self.label_smoothing < 1:
             raise UserError(f"--label-smoothing must be in [0, 1), not {self.label_smoothing!r}.")
         if self.limit_batches < 0:

@@ -30,6 +30,13 @@ class AuxOutputs(NamedTuple):
     aux: tuple[torch.Tensor, ...]
     aux_weights: tuple[float, ...]
 
+    def weighted(self, objective) -> torch.Tensor:
+        """objective(main logits) plus each side head's objective times its weight."""
+        loss = objective(self.logits)
+        for weight, aux in zip(self.aux_weights, self.aux):
+            loss = loss + weight * objective(aux)
+        return loss
+
 
 class FeaturesHeadModel(nn.Module):
     """Subclasses set `self.features` and `self.head`, or override forward_features and

@@ -71,10 +71,7 @@ class Classify:
         objective = lambda logits: F.cross_entropy(  # noqa: E731
             logits, labels, label_smoothing=self.label_smoothing)
         if isinstance(outputs, AuxOutputs):
-            loss = objective(outputs.logits)
-            for weight, aux in zip(outputs.aux_weights, outputs.aux):
-                loss = loss + weight * objective(aux)
-            return loss, outputs.logits
+            return outputs.weighted(objective), outputs.logits
         return objective(outputs), outputs
 
     def batch_sums(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from ..engine.task import Headline
 from ..errors import UserError
+from ..models.base import AuxOutputs
 
 IGNORE = 255
 
@@ -83,13 +84,32 @@ class Tally:
                                  found["pixel_accuracy"], found["miou"], found["iou"], matrix)
 
 
+def dice_loss(logits: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """1 - the soft Dice coefficient (Milletari et al. 2016), averaged over classes:
+    2 |P * T| / (|P| + |T|) with P the softmax and T the one-hot truth, ignored pixels left
+    out. It weighs a small class's pixels as much as a large one's, where cross-entropy
+    counts pixels, so thin or rare objects are not drowned by the background."""
+    valid = (masks != IGNORE)[:, None]
+    truth = F.one_hot(torch.where(valid[:, 0], masks.long(), 0), logits.shape[1])
+    truth = truth.permute(0, 3, 1, 2).to(logits.dtype) * valid
+    probabilities = logits.softmax(dim=1) * valid
+    overlap = (probabilities * truth).sum(dim=(0, 2, 3))
+    sizes = probabilities.sum(dim=(0, 2, 3)) + truth.sum(dim=(0, 2, 3))
+    return 1 - (2 * overlap / sizes.clamp_min(1e-6)).mean()
+
+
 class Segment:
+    """Per-pixel cross-entropy over the pixels that count (with `label_smoothing`), plus
+    `dice` times the Dice loss; evaluation reports plain cross-entropy."""
     name = "segment"
     headline = Headline("miou", "miou", "{:.2%}")
 
+    def __init__(self, dice: float = 0.0, label_smoothing: float = 0.0):
+        self.dice, self.label_smoothing = dice, label_smoothing
+
     @classmethod
     def from_config(cls, config) -> "Segment":
-        return cls()
+        return cls(config.dice, config.label_smoothing)
 
     def targets(self, splits):
         """The data set with its class-index masks as targets (and its mask classes)."""
@@ -100,8 +120,16 @@ class Segment:
         return replace(splits, classes=list(splits.mask_classes), train=swap(splits.train),
                        val=swap(splits.val), test=swap(splits.test))
 
-    def loss(self, logits: torch.Tensor, masks: torch.Tensor):
-        return F.cross_entropy(logits, masks.long(), ignore_index=IGNORE), logits
+    def loss(self, outputs, masks: torch.Tensor):
+        """(loss, logits); a model with an auxiliary head (DeepLabV3's) adds its loss with
+        its weight."""
+        def objective(logits):
+            loss = F.cross_entropy(logits, masks.long(), ignore_index=IGNORE,
+                                   label_smoothing=self.label_smoothing)
+            return loss + self.dice * dice_loss(logits, masks) if self.dice else loss
+        if isinstance(outputs, AuxOutputs):
+            return outputs.weighted(objective), outputs.logits
+        return objective(outputs), outputs
 
     def batch_sums(self, logits: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"confusion": confusion(logits.detach().argmax(dim=1), masks, logits.shape[1])}
