@@ -98,6 +98,12 @@ def test_train_evaluate_and_predict_a_segmentation_run(tmp_path, capsys):
         assert sum(item["class_fractions"].values()) == pytest.approx(1)
         assert item["class_fractions"]["background"] == pytest.approx((mask == 0).mean())
 
+    assert main(["report", str(run), "--json"]) == 0
+    page = (run / "report.html").read_text()
+    assert json.loads(capsys.readouterr().out)["miou"] == pytest.approx(report["miou"])
+    for part in ('id="evaluation"', 'id="worst-images"', 'id="featuremaps"', "mean IoU"):
+        assert part in page
+
 
 def test_wrong_pairings_of_task_model_and_data_are_one_sentence(tmp_path, capsys):
     assert main(["train", "--task", "segment", "--model", "lenet5", "--out",

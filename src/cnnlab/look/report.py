@@ -24,13 +24,14 @@ from ..tasks import make_task, task_views
 from ..webpage import figure, page, section, settings
 
 
-def first_test_image(config) -> tuple[torch.Tensor, int]:
-    """The test split's first image (uint8 C x H x W, as stored) and its label."""
+def first_test_image(config) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split's first image (uint8 C x H x W, as stored) and its target as the run's
+    task sees it (a class index, or a mask)."""
     from ..data import load_dataset
     from ..data.images import decode_image
-    test = load_dataset(config.dataset, config.data_dir).test
+    test = make_task(config.task, config).targets(load_dataset(config.dataset, config.data_dir)).test
     image = test.images[0] if hasattr(test, "images") else decode_image(test.files[0])
-    return image, int(test.labels[0])
+    return image, test.labels[0]
 
 
 def config_section(spec: runs.RunSpec) -> str:
@@ -65,9 +66,10 @@ def inside_sections(run_dir: Path, spec: runs.RunSpec, device: str) -> list[str]
     from .inspection import load_subject
     subject = load_subject(run=str(run_dir), device=device)
     kernels = kernel_grid(subject.model, model_name=subject.name)
-    image, label = first_test_image(spec.config)
+    image, target = first_test_image(spec.config)
     picture, grids = layer_grids(subject, image)
-    caption = f"the first test image (class {spec.classes[label]}) through every convolution stage"
+    named = f" (class {spec.classes[int(target)]})" if target.dim() == 0 else ""
+    caption = f"the first test image{named} through every convolution stage"
     return [section("Filters", figure(figure_bytes(draw_kernels(kernels)),
                                       f"kernels of {kernels.layer}"), "filters"),
             section("Feature maps", figure(figure_bytes(draw_maps(picture, grids, subject.name)),
