@@ -87,8 +87,9 @@ class TrainConfig:
                              choices=LOADING)
     workers: int = _opt(-1, "DataLoader worker processes for decoding (-1: one per core, "
                         "leaving one free, at most 8)")
-    bad_files: str = _opt("skip", "unreadable images in folder/CSV data sets: skip (listed in "
-                          "RUN/skipped.txt) or fail", choices=BAD_FILES)
+    bad_files: str = _opt("skip", "unusable files in folder/CSV/masks data sets (unreadable, "
+                          "or an image without its mask): skip (listed in RUN/skipped.txt) or "
+                          "fail", choices=BAD_FILES)
     epochs: int = _opt(30, "passes over the training set")
     batch_size: int = _opt(32, "images per optimisation step")
     limit_batches: int = _opt(0, "use at most this many batches of each split per epoch, for a "

@@ -92,6 +92,9 @@ USER_SETS: dict[str, Entry] = {
     "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),
     "csv": Entry(user_files.csv_listing, "rows of path,label (the lectures' custom Dataset)",
                  "your files"),
+    "masks": Entry(_lazy(".mask_folder", "mask_folder"),
+                   "PATH/images/<image>, PATH/masks/<same name>.png of class indices (255: "
+                   "ignore), PATH/classes.txt", "your files"),
 }
 
 
@@ -148,7 +151,7 @@ def _split(name: str, entry: Entry, data) -> DataSplits:
         masks = getattr(data, "class_masks", None)
         pick = lambda idx: Split(data.images[idx], data.labels[idx],  # noqa: E731
                                  None if masks is None else masks[idx])
-        problems = []
+        problems = list(getattr(data, "problems", []))  # masks:PATH's pairs left out
     return DataSplits(name, data.classes, pick(fit), pick(val), pick(test), entry.augment, problems,
                       getattr(data, "mask_classes", None))
 

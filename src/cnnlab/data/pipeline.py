@@ -87,6 +87,9 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     in_memory = dense or loading == "memory" or (
         loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
+    if bad_files == "fail" and skipped:  # found while listing the set (masks:PATH, csv:PATH)
+        raise UserError(f"{skipped[0][0]}: {skipped[0][1]} (use --bad-files skip to leave such "
+                        "files out)")
     parts, more = _decode_splits(parts, sizing, workers, bad_files, keep=in_memory)
     skipped += more
     if preprocess is None:

@@ -1,0 +1,197 @@
+"""`masks:PATH`: the user's own segmentation set, laid out the way PASCAL VOC ships one.
+
+    PATH/classes.txt     one class name per line: line 1 names class 0, line 2 class 1, ...
+    PATH/images/a.jpg    any image file decode_image reads
+    PATH/masks/a.png     the same name with .png: each pixel's class index (a grey 'L' PNG,
+                         or a palette 'P' PNG as VOC's SegmentationClass, whose pixel values
+                         are the indices and whose colours are only for viewing); 255: ignore
+
+Every pair is decoded here, up front: segmentation trains in memory, and a pair that cannot
+be used (an unreadable image, an image without a mask or a mask without an image, a mask of
+another size than its image, a class value classes.txt does not name) is left out and
+reported with its reason, for RUN/skipped.txt.
+
+The in-memory Split holds one tensor, so the pairs are brought to one size: the most common
+(H, W) among the usable pairs (ties: the first in file order). A pair of another size is
+resized to it, the image bilinearly (antialiased), the mask by nearest neighbour, through
+the same Preprocess geometry the pipeline uses later for the model's input size. Images are
+1-channel when every one is grey, otherwise 3 (grey ones repeated).
+
+Each pair also gets one label, only so that the train / validation / test split can be
+stratified as for the other sets: its most frequent class other than class 0 (by VOC's
+convention the background) and 255, or 0 when it shows nothing else.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import UserError
+from .decode import default_workers
+from .images import MAX_PIXELS, BadImage, decode_image
+from .sources import LabelledImages
+from .transforms import Preprocess
+
+IGNORE = 255  # as tasks.segment.IGNORE; not imported, so loading data needs no task module
+CLASSES_FILE = "classes.txt"
+MASK_SUFFIX = ".png"
+# Fewer usable pairs than this cannot give a train, a validation and a test split.
+MIN_PAIRS = 3
+
+
+@dataclass
+class MaskedImages(LabelledImages):
+    """Images (uint8 N x C x H x W, one size) with their class-index masks."""
+    class_masks: torch.Tensor            # uint8 N x H x W, 255: ignore
+    mask_classes: list[str]              # what the masks' values name (classes.txt)
+    problems: list[tuple[str, str]]      # (file, reason) for the pairs left out
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and _visible(p))
+
+
+def read_classes(root: Path) -> list[str]:
+    path = root / CLASSES_FILE
+    if not path.is_file():
+        raise UserError(f"{root} has no {CLASSES_FILE}; write one there with one class name per "
+                        "line, the first line naming class 0 (e.g. background), the next class 1, "
+                        "and so on.")
+    try:
+        lines = [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines()]
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not a UTF-8 text file ({exc}).") from None
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise UserError(f"{path} is empty; write one class name per line, the first line "
+                        "naming class 0.")
+    if "" in lines:
+        raise UserError(f"line {lines.index('') + 1} of {path} is empty; every line names the "
+                        "class whose index is its line number minus one.")
+    if len(lines) > IGNORE:
+        raise UserError(f"{path} names {len(lines)} classes; masks hold at most {IGNORE} "
+                        f"(0-{IGNORE - 1}, {IGNORE} meaning ignore).")
+    return lines
+
+
+def read_mask(path: Path, classes: int) -> np.ndarray:
+    """uint8 H x W class indices, or BadImage with the reason."""
+    if path.stat().st_size == 0:
+        raise BadImage(f"{path} is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise BadImage(f"{path} claims {width}x{height} pixels, more than the limit "
+                                   f"of {MAX_PIXELS:,}; refused without decoding it.")
+                if img.mode in ("RGB", "RGBA"):
+                    raise BadImage(f"{path} is an RGB mask; masks hold class indices (a grey or "
+                                   "palette PNG).")
+                if img.mode not in ("1", "L", "P") and not img.mode.startswith("I"):
+                    raise BadImage(f"{path} is a {img.mode} mask; masks hold class indices (a "
+                                   "grey or palette PNG).")
+                values = np.asarray(img)  # a palette PNG's values are its indices, not colours
+    except BadImage:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"{path} claims more pixels than PIL's bomb limit; refused without "
+                       "decoding it.") from None
+    except UnidentifiedImageError:
+        raise BadImage(f"{path} is not an image file PIL can read.") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"{path} is damaged or truncated ({exc}).") from None
+    values = values.astype(np.int64)
+    wrong = np.unique(values[(values >= classes) & (values != IGNORE)])
+    if len(wrong):
+        shown = ", ".join(str(v) for v in wrong[:5]) + (", ..." if len(wrong) > 5 else "")
+        raise BadImage(f"{path} holds class value(s) {shown}, but {CLASSES_FILE} names only "
+                       f"{classes} classes (0-{classes - 1}; {IGNORE} means ignore).")
+    return values.astype(np.uint8)
+
+
+def _pair(image_path: Path, mask_path: Path, classes: int):
+    """(image, mask) tensors, or (None, reason)."""
+    try:
+        image = decode_image(image_path)
+        mask = torch.from_numpy(read_mask(mask_path, classes))
+    except BadImage as exc:
+        return None, str(exc)
+    if tuple(mask.shape) != tuple(image.shape[-2:]):
+        return None, (f"its mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} pixels, the image "
+                      f"{image.shape[-1]}x{image.shape[-2]}; a mask has its image's size.")
+    return image, mask
+
+
+def _split_label(mask: torch.Tensor, classes: int) -> int:
+    counts = torch.bincount(mask.flatten().long(), minlength=IGNORE + 1)[:classes]
+    counts[0] = 0
+    return int(counts.argmax()) if counts.any() else 0
+
+
+def mask_folder(path: str | Path) -> MaskedImages:
+    """PATH/images, PATH/masks and PATH/classes.txt -> every usable pair, in memory."""
+    root = Path(path)
+    if not root.is_dir():
+        raise UserError(f"folder {root} does not exist.")
+    classes = read_classes(root)
+    for sub in ("images", "masks"):
+        if not (root / sub).is_dir():
+            raise UserError(f"{root} has no {sub}/ folder; put the images in {root}/images/ and "
+                            f"their masks, PNGs of the same names, in {root}/masks/.")
+    problems: list[tuple[str, str]] = []
+    masks: dict[Path, Path] = {}  # name without suffix, relative to masks/ -> mask file
+    for file in _files(root / "masks"):
+        if file.suffix.lower() != MASK_SUFFIX:
+            problems.append((str(file), "not a PNG; masks are PNG files of class indices (JPEG "
+                                        "would blur them)."))
+        else:
+            masks[file.relative_to(root / "masks").with_suffix("")] = file
+    pairs, paired = [], set()
+    for file in _files(root / "images"):
+        key = file.relative_to(root / "images").with_suffix("")
+        if key not in masks:
+            problems.append((str(file), f"no mask for this image; expected "
+                                        f"{(root / 'masks' / key).with_suffix(MASK_SUFFIX)}."))
+        elif key in paired:
+            problems.append((str(file), f"another image of the same name already pairs with "
+                                        f"{masks[key]}."))
+        else:
+            paired.add(key)
+            pairs.append((file, masks[key]))
+    problems += [(str(file), "no image of the same name in images/ for this mask.")
+                 for key, file in masks.items() if key not in paired]
+
+    with ThreadPoolExecutor(max(1, default_workers())) as pool:  # PIL decodes without the GIL
+        decoded = list(pool.map(lambda pair: _pair(*pair, len(classes)), pairs))
+    good = []
+    for (image_path, _), (image, mask) in zip(pairs, decoded):
+        if image is None:
+            problems.append((str(image_path), mask))
+        else:
+            good.append((image, mask))
+    if len(good) < MIN_PAIRS:
+        first = f"; the first problem: {problems[0][0]}: {problems[0][1]}" if problems else ""
+        raise UserError(f"{root} has {len(good)} usable image and mask pair(s); a train, a "
+                        f"validation and a test split need at least {MIN_PAIRS}{first}")
+
+    channels = 3 if any(image.shape[0] == 3 for image, _ in good) else 1
+    size = Counter(tuple(image.shape[-2:]) for image, _ in good).most_common(1)[0][0]
+    sizing = Preprocess(channels, size, (0.0,) * channels, (1.0,) * channels)
+    images = torch.stack([sizing.fit_size(image) for image, _ in good]).contiguous()
+    class_masks = torch.stack([sizing.fit_mask_size(mask) for _, mask in good]).contiguous()
+    labels = torch.tensor([_split_label(mask, len(classes)) for mask in class_masks])
+    return MaskedImages(images, labels, list(classes), class_masks, list(classes), problems)
