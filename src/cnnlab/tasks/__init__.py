@@ -2,7 +2,9 @@
 
 A task is two modules here, one per side of a trained model:
 - what training needs, the engine's interface (engine/task.py): a class with `name`,
-  `headline`, `loss`, `batch_sums`, `epoch_metrics`, `accumulator` and `from_config(config)`;
+  `headline`, `loss`, `batch_sums`, `epoch_metrics`, `accumulator` and `from_config(config)`,
+  plus `targets(splits)`, which training/prepare.py and evaluate use to give a data set the
+  targets the task learns from (class labels, or masks in their place);
 - what `cnnlab evaluate`, `report` and `predict` show: a module with `evaluation_report`,
   `format_report`, `report_sections`, `predict` and `format_predictions`, imported only by
   those commands (training never loads scikit-learn's metrics or the figures).
@@ -11,6 +13,7 @@ run's config.json records which one it trained.
 
     classify    one class per image (classify.py, classify_report.py; diagnostics.py,
                 classify_figures.py, tta.py)
+    segment     a class for every pixel (segment.py, segment_report.py)
 """
 from __future__ import annotations
 
