@@ -12,7 +12,6 @@ from PIL import Image
 from cnnlab import TrainConfig, UserError, train
 from cnnlab.cli.main import build_parser, config_from_args
 from cnnlab.runs.folder import read_metrics
-from cnnlab.training.tensorboard import SCALARS
 
 
 def _events(folder):
@@ -28,7 +27,11 @@ def test_tensorboard_holds_each_epochs_metrics_and_validation_samples(tmp_path):
     events = _events(run.run_dir / "tensorboard")
     metrics = read_metrics(run.run_dir)
     assert [m["epoch"] for m in metrics] == [1, 2]
-    for key, tag in SCALARS.items():
+    # the tags a classification run's users know, each metric's train and validation paired
+    for key, tag in {"train_loss": "loss/train", "val_loss": "loss/validation",
+                     "train_accuracy": "accuracy/train", "val_accuracy": "accuracy/validation",
+                     "lr": "learning_rate",
+                     "images_per_second": "throughput/images_per_second"}.items():
         logged = events.Scalars(tag)
         assert [e.step for e in logged] == [1, 2]
         np.testing.assert_allclose([e.value for e in logged], [m[key] for m in metrics], rtol=1e-5)
@@ -57,3 +60,9 @@ def test_without_the_tensorboard_package_the_flag_fails_before_a_run_folder_is_m
     with pytest.raises(UserError, match=r"pip install 'cnnlab\[tensorboard\]'"):
         train(TrainConfig(epochs=1, tensorboard=True, out=str(tmp_path / "run")), quiet=True)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_tasks_own_metrics_get_paired_tags():
+    from cnnlab.training.tensorboard import scalar_tag
+    assert scalar_tag("train_miou") == "miou/train" and scalar_tag("val_miou") == "miou/validation"
+    assert scalar_tag("epoch") is None and scalar_tag("seconds") is None

@@ -2,8 +2,8 @@
 
 PyTorch users watch training in TensorBoard (`tensorboard --logdir RUN/tensorboard`), through
 torch.utils.tensorboard.SummaryWriter. Per epoch it gets the numbers metrics.jsonl holds, as
-loss/train next to loss/validation and accuracy/train next to accuracy/validation, so each
-pair shares a chart; once, at the start, the config and a grid of validation images as the
+loss/train next to loss/validation and the task's metrics likewise (accuracy/train next to
+accuracy/validation, miou/train next to miou/validation ...), so each pair shares a chart; once, at the start, the config and a grid of validation images as the
 model sees them (after resizing, before normalisation).
 
 SummaryWriter needs the `tensorboard` package, an optional extra (cnnlab[tensorboard]): the
@@ -19,10 +19,17 @@ from ..tasks.diagnostics import denormalise
 from ..errors import UserError
 
 SAMPLES = 16  # validation images in the sample grid
-# metrics.jsonl key -> TensorBoard tag
-SCALARS = {"train_loss": "loss/train", "val_loss": "loss/validation",
-           "train_accuracy": "accuracy/train", "val_accuracy": "accuracy/validation",
-           "lr": "learning_rate", "images_per_second": "throughput/images_per_second"}
+# metrics.jsonl keys with tags of their own; train_X and val_X become X/train, X/validation
+OTHER_SCALARS = {"lr": "learning_rate", "images_per_second": "throughput/images_per_second"}
+
+
+def scalar_tag(key: str) -> str | None:
+    """The TensorBoard tag of a metrics.jsonl key, whatever the task's metrics (accuracy,
+    miou ...), so train and validation share a chart; None for what is not a curve."""
+    for prefix, side in (("train_", "train"), ("val_", "validation")):
+        if key.startswith(prefix):
+            return f"{key[len(prefix):]}/{side}"
+    return OTHER_SCALARS.get(key)
 
 
 def require() -> None:
@@ -51,9 +58,10 @@ class TensorBoardLog:
             break
 
     def epoch_end(self, metrics: dict) -> None:
-        for key, tag in SCALARS.items():
-            if key in metrics:
-                self.writer.add_scalar(tag, metrics[key], metrics["epoch"])
+        for key, value in metrics.items():
+            tag = scalar_tag(key)
+            if tag is not None:
+                self.writer.add_scalar(tag, value, metrics["epoch"])
         self.writer.flush()  # a user watching live sees each epoch as it ends
 
     def close(self) -> None:
