@@ -138,3 +138,14 @@ def test_the_dice_loss_is_zero_for_a_perfect_answer_and_ignores_ignored_pixels()
     assert float(dice_loss(wrong_where_ignored, masks)) > 0.3
     loss, _ = Segment(dice=1.0).loss(wrong_where_ignored, masks)
     assert float(loss) > float(Segment().loss(wrong_where_ignored, masks)[0])
+
+
+def test_each_images_miou_equals_the_one_of_its_own_confusion_matrix():
+    from cnnlab.tasks.segment import confusions, image_mious
+    g = torch.Generator().manual_seed(2)
+    truth, predicted = torch.randint(0, 3, (4, 8, 8), generator=g), torch.randint(0, 3, (4, 8, 8), generator=g)
+    truth[1] = 0  # an image with one class only: the absent ones do not count
+    matrices = confusions(predicted, truth, 3)
+    assert torch.equal(matrices.sum(0), confusion(predicted, truth, 3))
+    for matrix, miou in zip(matrices, image_mious(matrices)):
+        assert float(miou) == pytest.approx(scores(matrix.numpy())["miou"])

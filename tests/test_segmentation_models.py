@@ -12,20 +12,11 @@ from cnnlab import UserError, create_model, list_models, model_info
 from cnnlab.models import parameter_count, plan_input
 from cnnlab.models.base import AuxOutputs
 from cnnlab.tasks.segment import Segment
+from test_models import _randomise_norm_statistics  # tests/ is on the path (rootdir-relative)
 
 # the large ones (DeepLabV3 on ResNet-50: 40M parameters) take more than 3 s to build
 SEGMENTERS = [pytest.param(name, marks=[pytest.mark.slow] if parameter_count(name) > 30e6 else [])
               for name in list_models() if model_info(name).task == "segment"]
-
-
-def _randomise_norm_statistics(model: nn.Module) -> None:
-    """Random running statistics, so evaluation-mode batch norm is not the identity."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.uniform_(m.weight, 0.5, 1.5)
-            nn.init.uniform_(m.bias, -0.5, 0.5)
 
 
 @pytest.mark.slow

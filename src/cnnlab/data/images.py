@@ -8,6 +8,7 @@ with the reason, so a data set can skip it and tell the user.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,10 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # P, RGBA, CMYK, YCbCr, LAB, HSV: alpha is dropped
 
 
-def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """uint8 tensor C x H x W (C is 1 or 3), upright as the camera meant it."""
+@contextmanager
+def opened(path: str | Path, max_pixels: int = MAX_PIXELS):
+    """The file as an open PIL image whose size is checked; whatever goes wrong reading it,
+    here or in the caller's block, becomes a BadImage with the reason."""
     path = Path(path)
     if not path.is_file():
         raise BadImage(f"{path} does not exist or is not a file.")
@@ -59,9 +62,7 @@ def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor
                 if width * height > max_pixels:
                     raise BadImage(f"{path} claims {width}x{height} pixels, more than the limit "
                                    f"of {max_pixels:,}; refused without decoding it.")
-                img.load()  # a truncated file fails here
-                img = _normalise_mode(ImageOps.exif_transpose(img))
-                array = np.array(img)
+                yield img
     except BadImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -71,5 +72,12 @@ def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor
         raise BadImage(f"{path} is not an image file PIL can read.") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImage(f"{path} is damaged or truncated ({exc}).") from None
+
+
+def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
+    """uint8 tensor C x H x W (C is 1 or 3), upright as the camera meant it."""
+    with opened(path, max_pixels) as img:
+        img.load()  # a truncated file fails here
+        array = np.array(_normalise_mode(ImageOps.exif_transpose(img)))
     tensor = torch.from_numpy(array)
     return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()

@@ -23,7 +23,6 @@ convention the background) and 255, or 0 when it shows nothing else.
 """
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,11 +30,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from ..errors import UserError
 from .decode import default_workers
-from .images import MAX_PIXELS, BadImage, decode_image
+from .images import BadImage, decode_image, opened
 from .sources import LabelledImages
 from .transforms import Preprocess
 
@@ -88,32 +86,14 @@ def read_classes(root: Path) -> list[str]:
 
 def read_mask(path: Path, classes: int) -> np.ndarray:
     """uint8 H x W class indices, or BadImage with the reason."""
-    if path.stat().st_size == 0:
-        raise BadImage(f"{path} is empty (0 bytes).")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise BadImage(f"{path} claims {width}x{height} pixels, more than the limit "
-                                   f"of {MAX_PIXELS:,}; refused without decoding it.")
-                if img.mode in ("RGB", "RGBA"):
-                    raise BadImage(f"{path} is an RGB mask; masks hold class indices (a grey or "
-                                   "palette PNG).")
-                if img.mode not in ("1", "L", "P") and not img.mode.startswith("I"):
-                    raise BadImage(f"{path} is a {img.mode} mask; masks hold class indices (a "
-                                   "grey or palette PNG).")
-                values = np.asarray(img)  # a palette PNG's values are its indices, not colours
-    except BadImage:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(f"{path} claims more pixels than PIL's bomb limit; refused without "
-                       "decoding it.") from None
-    except UnidentifiedImageError:
-        raise BadImage(f"{path} is not an image file PIL can read.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(f"{path} is damaged or truncated ({exc}).") from None
+    with opened(path) as img:
+        if img.mode in ("RGB", "RGBA"):
+            raise BadImage(f"{path} is an RGB mask; masks hold class indices (a grey or palette "
+                           "PNG).")
+        if img.mode not in ("1", "L", "P") and not img.mode.startswith("I"):
+            raise BadImage(f"{path} is a {img.mode} mask; masks hold class indices (a grey or "
+                           "palette PNG).")
+        values = np.asarray(img)  # a palette PNG's values are its indices, not colours
     values = values.astype(np.int64)
     wrong = np.unique(values[(values >= classes) & (values != IGNORE)])
     if len(wrong):

@@ -94,11 +94,6 @@ class DeepLabV3(SegmentationModel):
         super().__init__(features, classifier, num_classes, aux)
 
 
-# torchvision's segmentation weights, and the options whose layout they load into
-TORCHVISION = {"deeplabv3_resnet50": dict(backbone="resnet50", aux=True),
-               "deeplabv3_resnet101": dict(backbone="resnet101", aux=True)}
-
-
 @register_model(family="deeplab", task="segment", input_size=(3, 520, 520),
                 small_input_size=(3, 8, 8), architecture=DeepLabV3, num_classes=21,
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,

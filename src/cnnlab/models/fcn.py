@@ -180,11 +180,6 @@ class FCN(SegmentationModel):
         super().__init__(features, classifier, num_classes, aux)
 
 
-# torchvision's segmentation weights, and the options whose layout they load into
-TORCHVISION = {"fcn_resnet50": dict(head="torchvision", backbone="resnet50", aux=True),
-               "fcn_resnet101": dict(head="torchvision", backbone="resnet101", aux=True)}
-
-
 @register_model(family="fcn", task="segment", input_size=(3, 520, 520),
                 small_input_size=(3, 8, 8), architecture=FCN, num_classes=21,
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,

@@ -26,15 +26,31 @@ from ..models.base import AuxOutputs
 IGNORE = 255
 
 
-def confusion(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> torch.Tensor:
-    """classes x classes pixel counts (rows: true, columns: predicted), ignored pixels left
-    out, computed on the device without a host sync (no boolean indexing, no bincount)."""
-    truth = truth.long()
+def confusions(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> torch.Tensor:
+    """N x classes x classes pixel counts, one matrix per image (rows: true, columns:
+    predicted), ignored pixels left out, computed on the device without a host sync (no
+    boolean indexing, no bincount)."""
+    truth, cells = truth.long(), classes * classes + 1  # the last cell of each: dropped
     valid = (truth >= 0) & (truth < classes)
-    cell = torch.where(valid, truth * classes + predicted, classes * classes)  # last: dropped
-    counts = torch.zeros(classes * classes + 1, dtype=torch.long, device=truth.device)
+    cell = torch.where(valid, truth * classes + predicted, classes * classes)
+    cell = cell + cells * torch.arange(len(truth), device=truth.device).view(-1, 1, 1)
+    counts = torch.zeros(len(truth) * cells, dtype=torch.long, device=truth.device)
     counts.scatter_add_(0, cell.flatten(), torch.ones_like(cell.flatten()))
-    return counts[:-1].view(classes, classes)
+    return counts.view(len(truth), cells)[:, :-1].view(-1, classes, classes)
+
+
+def confusion(predicted: torch.Tensor, truth: torch.Tensor, classes: int) -> torch.Tensor:
+    """The batch's classes x classes pixel counts (see confusions)."""
+    return confusions(predicted, truth, classes).sum(dim=0)
+
+
+def image_mious(matrices: torch.Tensor) -> torch.Tensor:
+    """Each image's mean IoU from its confusion matrix, over the classes that occur in it."""
+    matrices = matrices.double()
+    hits = matrices.diagonal(dim1=1, dim2=2)
+    union = matrices.sum(dim=1) + matrices.sum(dim=2) - hits
+    present = union > 0
+    return (hits / union.clamp_min(1) * present).sum(dim=1) / present.sum(dim=1).clamp_min(1)
 
 
 def scores(matrix) -> dict:

@@ -23,7 +23,7 @@ from ..figures import figure_bytes, save_figure
 from ..webpage import figure, section, table
 from .classify_figures import plot_confusion
 from .diagnostics import denormalise
-from .segment import Segment, Tally, confusion, scores
+from .segment import Segment, Tally, confusions, image_mious
 
 CONFUSION, WORST = "confusion.png", "worst_masks.png"
 WORST_COUNT = 8  # test images shown, lowest IoU first
@@ -70,9 +70,9 @@ class WithWorst(Tally):
     def add(self, inputs, logits, masks) -> None:
         super().add(inputs, logits, masks)
         predicted = logits.argmax(dim=1)
-        for i in range(len(masks)):
-            one = scores(confusion(predicted[i], masks[i], logits.shape[1]).cpu().numpy())
-            self.worst.append((one["miou"], self.seen + i, inputs[i:i + 1], masks[i].cpu(),
+        mious = image_mious(confusions(predicted, masks, logits.shape[1])).tolist()  # one sync
+        for i, miou in enumerate(mious):
+            self.worst.append((miou, self.seen + i, inputs[i:i + 1], masks[i].cpu(),
                                predicted[i].cpu()))
         self.worst = sorted(self.worst, key=lambda w: (w[0], w[1]))[:WORST_COUNT]
         self.seen += len(masks)
