@@ -61,7 +61,11 @@ def test_every_torchvision_layout_has_torchvisions_parameter_count(name):
     kwargs = dict(info.torchvision)
     if "aux_logits" in info.options:
         kwargs["aux_logits"] = False  # torchvision counts GoogLeNet without its training heads
-    published = torchvision.models.get_model_weights(name).DEFAULT.meta["num_params"]
+    if "aux" in info.options:
+        kwargs["aux"] = True  # but FCN's and DeepLabV3's checkpoints with their aux heads
+    with torch.device("meta"):  # a segmenter's weights are named for its backbone too
+        weights = getattr(create_model(name, **kwargs), "torchvision_name", name)
+    published = torchvision.models.get_model_weights(weights).DEFAULT.meta["num_params"]
     assert count(name, **kwargs) == published
 
 

@@ -3,6 +3,7 @@ for image files; and the parts that must be exactly right: the confusion matrix 
 masks that move with their images, and a run that records its task."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -14,7 +15,10 @@ from sklearn.metrics import confusion_matrix
 
 from cnnlab.cli.main import main
 from cnnlab.data.augment import preset
+from cnnlab.data.catalog import Split
 from cnnlab.data.memory import TensorBatches
+from cnnlab.data.pipeline import StreamDataset
+from cnnlab.data.transforms import Preprocess
 from cnnlab.data.shapes import generate_shapes
 from cnnlab.tasks.segment import IGNORE, Segment, confusion, scores
 
@@ -51,15 +55,23 @@ def test_every_augmentation_keeps_image_and_mask_aligned(seed, preset_name):
     """The masks are drawn from the images (the shape's pixels have its flat colour), so after
     any flip and shift the mask must still mark exactly the pixels of that colour."""
     data = generate_shapes(8, 32, seed=seed)
-    batches = TensorBatches(data.images, data.class_masks, 8, shuffle=True, seed=seed,
-                            augment=preset(preset_name))
-    for images, masks in batches:
-        for image, mask in zip(images, masks):
-            shape = mask > 0
-            colour = image[:, shape][:, 0]
-            same = (image == colour[:, None, None]).all(dim=0)
-            assert torch.equal(same & shape, shape)  # every mask pixel has the shape's colour
-            assert int(same.sum()) <= int(shape.sum()) + 2  # and hardly any other pixel does
+    in_memory = TensorBatches(data.images, data.class_masks, 8, shuffle=True, seed=seed,
+                              augment=preset(preset_name))
+    # The streaming path: one pair at a time through transforms v2 (Image and Mask together),
+    # pixel values kept as they are; cutout (the image only, after normalising) left out.
+    torch.manual_seed(seed)
+    plain = Preprocess(3, (32, 32), (0.0,) * 3, (1 / 255,) * 3)
+    moves = dataclasses.replace(preset(preset_name), cutout_fraction=0.0)
+    streamed = StreamDataset(Split(data.images, data.class_masks), plain, moves)
+    pairs = [pair for images, masks in in_memory for pair in zip(images, masks)]
+    pairs += [streamed[i] for i in range(len(streamed))]
+    assert len(pairs) == 16
+    for image, mask in pairs:
+        image, shape = image.round(), mask > 0
+        colour = image[:, shape][:, 0]
+        same = (image == colour[:, None, None]).all(dim=0)
+        assert torch.equal(same & shape, shape)  # every mask pixel has the shape's colour
+        assert int(same.sum()) <= int(shape.sum()) + 2  # and hardly any other pixel does
 
 
 def test_train_evaluate_and_predict_a_segmentation_run(tmp_path, capsys):
@@ -149,3 +161,27 @@ def test_each_images_miou_equals_the_one_of_its_own_confusion_matrix():
     assert torch.equal(matrices.sum(0), confusion(predicted, truth, 3))
     for matrix, miou in zip(matrices, image_mious(matrices)):
         assert float(miou) == pytest.approx(scores(matrix.numpy())["miou"])
+
+
+def test_a_segmentation_set_streams_one_pair_at_a_time(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="cnnlab"):
+        assert main(["train", *SMOKE, "--data-loading", "stream", "--workers", "0",
+                     "--out", str(tmp_path / "streamed")]) == 0
+    told = "\n".join(r.getMessage() for r in caplog.records if r.name == "cnnlab")
+    assert "augment flip-crop, streamed" in told and "test miou" in told
+
+
+def test_gradcam_explains_the_region_a_segmenter_paints_a_class(tmp_path, capsys):
+    run = tmp_path / "seg"
+    assert main(["train", *SMOKE, "--out", str(run)]) == 0
+    image = tmp_path / "shape.png"
+    data = generate_shapes(1, 32, seed=3)
+    Image.fromarray(data.images[0].permute(1, 2, 0).numpy()).save(image)
+    capsys.readouterr()
+    assert main(["gradcam", str(run), str(image), "--class", "background",
+                 "--out", str(tmp_path / "cam.png"), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["layer"] == "bottom"  # U-Net's deepest maps by default
+    assert found["class"] == "background" and (tmp_path / "cam.png").is_file()
+    assert 0 < found["region_pixels"] <= 32 * 32
+    assert main(["gradcam", str(run), str(image), "--class", "pentagon"]) == 2

@@ -39,6 +39,42 @@ def test_torchvisions_checkpoints_load_with_weights_file_and_give_its_outputs(
     torch.testing.assert_close(ours(x), theirs(x)["out"], atol=1e-5, rtol=1e-5)
 
 
+def _torchvisions_lraspp(classes: int) -> nn.Module:
+    torch.manual_seed(0)
+    theirs = segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                                    num_classes=classes).eval()
+    _randomise_norm_statistics(theirs)
+    return theirs
+
+
+@torch.no_grad()
+def test_lraspp_loads_torchvisions_checkpoint_and_gives_its_outputs(tmp_path):
+    theirs = _torchvisions_lraspp(4)
+    torch.save(theirs.state_dict(), tmp_path / "lraspp.pth")
+    ours = create_model("lraspp", num_classes=4, weights_file=tmp_path / "lraspp.pth").eval()
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(ours(x), theirs(x)["out"], atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_weights_torchvision_reads_torchs_cache_and_starts_fresh_score_layers(tmp_path):
+    from torchvision.models import get_model_weights
+    theirs = _torchvisions_lraspp(21)  # VOC's classes, as torchvision's checkpoint
+    url = get_model_weights("lraspp_mobilenet_v3_large").DEFAULT.url
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(theirs.state_dict(), tmp_path / "checkpoints" / url.rsplit("/", 1)[-1])
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path))  # what is cached there loads without the network
+    try:
+        ours = create_model("lraspp", num_classes=3, weights="torchvision")
+    finally:
+        torch.hub.set_dir(before)
+    torch.testing.assert_close(ours.backbone[16][0].weight, theirs.backbone["16"][0].weight)
+    assert ours.classifier.low_classifier.out_channels == 3  # the user's classes, fresh
+    with pytest.raises(UserError, match="torchvision has no weights for fcn_resnet18"):
+        create_model("fcn", backbone="resnet18", weights="torchvision")
+
+
 def _train_step(model: nn.Module, size: tuple[int, int, int], classes: int):
     torch.manual_seed(0)
     x = torch.randn(2, *size)
@@ -78,12 +114,31 @@ def test_the_options_train_and_aux_heads_add_their_logits_in_training_only(name,
         assert model.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 4, 32, 32)
 
 
-@pytest.mark.parametrize("name, options", [("fcn", {}), ("fcn", {"head": "torchvision"}),
-                                           ("deeplabv3", {})])
+@pytest.mark.parametrize("name, options", [
+    ("fcn", {"backbone": "resnet18"}), ("fcn", {"backbone": "resnet18", "head": "torchvision"}),
+    ("deeplabv3", {"backbone": "resnet18"}), ("unet", {}), ("lraspp", {}),
+    ("unet", {"backbone": "efficientnet_lite0"}),
+    ("deeplabv3", {"backbone": "efficientnet_lite0", "aux": True}),
+])
 @torch.no_grad()
 def test_odd_sizes_give_scores_at_the_inputs_size(name, options):
-    model = create_model(name, num_classes=3, backbone="resnet18", **options).eval()
+    model = create_model(name, num_classes=3, **options).eval()
     assert model(torch.randn(1, 3, 45, 37)).shape == (1, 3, 45, 37)
+
+
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+@torch.no_grad()
+def test_the_lite0_encoder_dilates_to_its_output_stride_with_the_classifiers_weights(
+        output_stride):
+    from cnnlab.models.lite_encoder import Lite0Encoder
+    encoder = Lite0Encoder(output_stride=output_stride).eval()
+    maps = encoder(torch.randn(1, 3, 64, 64))
+    assert maps["stage8"].shape == (1, 320, 64 // output_stride, 64 // output_stride)
+    assert maps["stage4"].shape[-1] == 64 // 8
+    classifier = create_model("efficientnet_lite0")
+    own = encoder.state_dict()
+    assert set(own) <= set(classifier.state_dict())  # the classifier's weights load unchanged
+    assert all(own[k].shape == classifier.state_dict()[k].shape for k in own)
 
 
 def test_fcn8s_upsampling_starts_as_bilinear_and_the_skips_start_at_zero():
@@ -143,3 +198,7 @@ def test_an_unknown_backbone_or_head_names_the_choices():
         create_model("deeplabv3", backbone="vgg16")
     with pytest.raises(UserError, match="fcn8s"):
         create_model("fcn", head="fcn32s")
+    with pytest.raises(UserError, match="with backbone=efficientnet_lite0"):
+        create_model("unet", backbone="efficientnet_lite0", depth=4)
+    with pytest.raises(UserError, match="use head=torchvision"):
+        create_model("fcn", backbone="efficientnet_lite0")

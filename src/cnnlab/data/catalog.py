@@ -87,6 +87,12 @@ CATALOG: dict[str, Entry] = {
                       "binary release (--download)"),
     "cifar2": Entry(_lazy(".standard", "cifar2"), "airplane vs bird from CIFAR-10 (CS428)",
                     "from cifar10"),
+    "voc-segmentation": Entry(_lazy(".segmentation_sets", "voc_segmentation"),
+                              "PASCAL VOC 2012 photographs with masks of 20 object classes and "
+                              "background, at 160x160", "torchvision layout (--download)"),
+    "oxford-pets": Entry(_lazy(".segmentation_sets", "oxford_pets"),
+                         "Oxford-IIIT Pet: cats and dogs with pet/background masks from the "
+                         "trimaps, at 128x128", "torchvision layout (--download)"),
 }
 USER_SETS: dict[str, Entry] = {
     "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),
@@ -134,13 +140,22 @@ def load_dataset(name: str, data_dir: str = "data", download: bool = False) -> D
     return _split(name, entry, data)
 
 
+def _masks(data) -> torch.Tensor | None:
+    return getattr(data, "class_masks", None)  # segmentation sets (shapes, masks:PATH, VOC...)
+
+
 def _split(name: str, entry: Entry, data) -> DataSplits:
     if isinstance(data, tuple):  # the set's own train/test split; validation comes from train
         train, test = data
         fit, val = stratified_split(train.labels, VAL_FRACTION)
-        pick = lambda idx: Split(train.images[idx], train.labels[idx])  # noqa: E731
+        masks = _masks(train)
+        pick = lambda idx: Split(train.images[idx], train.labels[idx],  # noqa: E731
+                                 None if masks is None else masks[idx])
+        # pairs the loader left out, from both parts (segmentation sets)
+        problems = list(getattr(train, "problems", [])) + list(getattr(test, "problems", []))
         return DataSplits(name, train.classes, pick(fit), pick(val),
-                          Split(test.images, test.labels), entry.augment)
+                          Split(test.images, test.labels, _masks(test)), entry.augment, problems,
+                          getattr(train, "mask_classes", None))
     rest, test = stratified_split(data.labels, TEST_FRACTION)
     fit, val = stratified_split(data.labels[rest], VAL_FRACTION / (1 - TEST_FRACTION))
     fit, val = rest[fit], rest[val]
@@ -148,7 +163,7 @@ def _split(name: str, entry: Entry, data) -> DataSplits:
         pick = lambda idx: FileSplit([data.files[i] for i in idx], data.labels[idx])  # noqa: E731
         problems = data.problems
     else:
-        masks = getattr(data, "class_masks", None)
+        masks = _masks(data)
         pick = lambda idx: Split(data.images[idx], data.labels[idx],  # noqa: E731
                                  None if masks is None else masks[idx])
         problems = list(getattr(data, "problems", []))  # masks:PATH's pairs left out

@@ -17,6 +17,10 @@ resized to it, the image bilinearly (antialiased), the mask by nearest neighbour
 the same Preprocess geometry the pipeline uses later for the model's input size. Images are
 1-channel when every one is grey, otherwise 3 (grey ones repeated).
 
+`masked_images` does that decoding for any list of (image, mask) pairs, so the public sets
+(segmentation_sets.py) share it; they pass a fixed working size instead, and a mapping of
+the masks' stored values to class indices where their files do not hold indices (trimaps).
+
 Each pair also gets one label, only so that the train / validation / test split can be
 stratified as for the other sets: its most frequent class other than class 0 (by VOC's
 convention the background) and 255, or 0 when it shows nothing else.
@@ -84,8 +88,11 @@ def read_classes(root: Path) -> list[str]:
     return lines
 
 
-def read_mask(path: Path, classes: int) -> np.ndarray:
-    """uint8 H x W class indices, or BadImage with the reason."""
+def read_mask(path: Path, classes: int, named_by: str = CLASSES_FILE,
+              values: dict[int, int] | None = None) -> np.ndarray:
+    """uint8 H x W class indices, or BadImage with the reason. `values` maps what the file
+    stores to class indices (a value it does not name is a reason to leave the pair out);
+    `named_by` says what names the classes, for that reason's sentence."""
     with opened(path) as img:
         if img.mode in ("RGB", "RGBA"):
             raise BadImage(f"{path} is an RGB mask; masks hold class indices (a grey or palette "
@@ -93,27 +100,54 @@ def read_mask(path: Path, classes: int) -> np.ndarray:
         if img.mode not in ("1", "L", "P") and not img.mode.startswith("I"):
             raise BadImage(f"{path} is a {img.mode} mask; masks hold class indices (a grey or "
                            "palette PNG).")
-        values = np.asarray(img)  # a palette PNG's values are its indices, not colours
-    values = values.astype(np.int64)
-    wrong = np.unique(values[(values >= classes) & (values != IGNORE)])
+        array = np.asarray(img)  # a palette PNG's values are its indices, not colours
+    stored = array.astype(np.int64)
+    if values is not None:
+        stored = _mapped(path, stored, values)
+    wrong = np.unique(stored[(stored >= classes) & (stored != IGNORE)])
     if len(wrong):
-        shown = ", ".join(str(v) for v in wrong[:5]) + (", ..." if len(wrong) > 5 else "")
-        raise BadImage(f"{path} holds class value(s) {shown}, but {CLASSES_FILE} names only "
+        raise BadImage(f"{path} holds class value(s) {_shown(wrong)}, but {named_by} names only "
                        f"{classes} classes (0-{classes - 1}; {IGNORE} means ignore).")
-    return values.astype(np.uint8)
+    return stored.astype(np.uint8)
 
 
-def _pair(image_path: Path, mask_path: Path, classes: int):
-    """(image, mask) tensors, or (None, reason)."""
+def _shown(numbers) -> str:
+    return ", ".join(str(v) for v in numbers[:5]) + (", ..." if len(numbers) > 5 else "")
+
+
+def _mapped(path: Path, stored: np.ndarray, values: dict[int, int]) -> np.ndarray:
+    """The stored values through `values`; one it does not name is refused, not guessed."""
+    found = np.unique(stored)
+    unknown = [int(v) for v in found if int(v) not in values]
+    if unknown:
+        raise BadImage(f"{path} holds value(s) {_shown(unknown)}; this set's masks hold only "
+                       f"{_shown(sorted(values))}.")
+    table = np.zeros(int(found.max(initial=0)) + 1, dtype=np.int64)
+    for value in found:
+        table[value] = values[int(value)]
+    return table[stored]
+
+
+def _pair(image_path: Path, mask_path: Path, read, size: tuple[int, int] | None):
+    """(image, mask) tensors, at `size` if one is given, or (None, reason)."""
     try:
         image = decode_image(image_path)
-        mask = torch.from_numpy(read_mask(mask_path, classes))
+        mask = torch.from_numpy(read(mask_path))
     except BadImage as exc:
         return None, str(exc)
     if tuple(mask.shape) != tuple(image.shape[-2:]):
         return None, (f"its mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} pixels, the image "
                       f"{image.shape[-1]}x{image.shape[-2]}; a mask has its image's size.")
-    return image, mask
+    if size is None:
+        return image, mask
+    # Resized here, in the decoding thread, so that only working-size pairs are ever held.
+    sizing = _sizing(image.shape[0], size)
+    return sizing.fit_size(image), sizing.fit_mask_size(mask)
+
+
+def _sizing(channels: int, size: tuple[int, int]) -> Preprocess:
+    """Straight to `size` (no crop), as the pipeline resizes for the model's input."""
+    return Preprocess(channels, tuple(size), (0.0,) * channels, (1.0,) * channels)
 
 
 def _split_label(mask: torch.Tensor, classes: int) -> int:
@@ -155,22 +189,37 @@ def mask_folder(path: str | Path) -> MaskedImages:
     problems += [(str(file), "no image of the same name in images/ for this mask.")
                  for key, file in masks.items() if key not in paired]
 
+    return masked_images(pairs, classes, problems, source=str(root))
+
+
+def masked_images(pairs: list[tuple[Path, Path]], classes: list[str],
+                  problems: list[tuple[str, str]], *, source: str,
+                  size: tuple[int, int] | None = None, values: dict[int, int] | None = None,
+                  named_by: str = CLASSES_FILE, least: int = MIN_PAIRS,
+                  needs: str = "a train, a validation and a test split need") -> MaskedImages:
+    """Every usable (image, mask) pair decoded, at `size` (H, W) or else at the pairs' most
+    common size. A pair that cannot be used joins `problems` (those found while listing the
+    set) with its reason; fewer than `least` usable pairs is an error: `source` has too few,
+    `needs` at least that many. `values` and `named_by` go to read_mask."""
+    problems = list(problems)
+    read = lambda path: read_mask(path, len(classes), named_by, values)  # noqa: E731
     with ThreadPoolExecutor(max(1, default_workers())) as pool:  # PIL decodes without the GIL
-        decoded = list(pool.map(lambda pair: _pair(*pair, len(classes)), pairs))
+        decoded = list(pool.map(lambda pair: _pair(*pair, read, size), pairs))
     good = []
     for (image_path, _), (image, mask) in zip(pairs, decoded):
         if image is None:
             problems.append((str(image_path), mask))
         else:
             good.append((image, mask))
-    if len(good) < MIN_PAIRS:
+    if len(good) < least:
         first = f"; the first problem: {problems[0][0]}: {problems[0][1]}" if problems else ""
-        raise UserError(f"{root} has {len(good)} usable image and mask pair(s); a train, a "
-                        f"validation and a test split need at least {MIN_PAIRS}{first}")
+        raise UserError(f"{source} has {len(good)} usable image and mask pair(s); {needs} at "
+                        f"least {least}{first}")
 
     channels = 3 if any(image.shape[0] == 3 for image, _ in good) else 1
-    size = Counter(tuple(image.shape[-2:]) for image, _ in good).most_common(1)[0][0]
-    sizing = Preprocess(channels, size, (0.0,) * channels, (1.0,) * channels)
+    if size is None:
+        size = Counter(tuple(image.shape[-2:]) for image, _ in good).most_common(1)[0][0]
+    sizing = _sizing(channels, size)
     images = torch.stack([sizing.fit_size(image) for image, _ in good]).contiguous()
     class_masks = torch.stack([sizing.fit_mask_size(mask) for _, mask in good]).contiguous()
     labels = torch.tensor([_split_label(mask, len(classes)) for mask in class_masks])

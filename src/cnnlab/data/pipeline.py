@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision import tv_tensors
 
 from ..errors import UserError
 from .augment import Augment, preset
@@ -46,13 +47,19 @@ class StreamDataset(Dataset):
     def __getitem__(self, index: int):
         split = self.split
         image = decode_image(split.files[index]) if isinstance(split, FileSplit) else split.images[index]
-        image = self.preprocess.fit_size(image)
-        if self.per_image is not None:
+        image, target = self.preprocess.fit_size(image), split.labels[index]
+        if target.dim() == 2:  # a class-index mask: sized and augmented with its image
+            target = self.preprocess.fit_mask_size(target)
+            if self.per_image is not None:
+                # transforms v2 moves a Mask with its Image (nearest neighbour, no blending)
+                image, target = self.per_image(tv_tensors.Image(image), tv_tensors.Mask(target))
+                image, target = image.as_subclass(torch.Tensor), target.as_subclass(torch.Tensor)
+        elif self.per_image is not None:
             image = self.per_image(image)
         inputs = self.preprocess.normalise(image)
         if self.augment is not None:
             inputs = self.augment.cutout_image(inputs)
-        return inputs, split.labels[index]
+        return inputs, target
 
 
 @dataclass
@@ -78,14 +85,7 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     chosen = preset(augment)
     stored_bytes = sum(len(p) * (chosen.stored_factor(sizing.size) if name == "train" else 1)
                        for name, p in parts.items()) * sizing.channels * math.prod(sizing.size)
-    # Masks (segmentation) travel with their images through the batch augmentation, which
-    # works on whole in-memory batches; the streaming path carries whole-image labels only.
-    dense = any(isinstance(p, Split) and p.labels.dim() == 3 for p in parts.values())
-    if dense and loading == "stream":
-        raise UserError("--data-loading stream carries one label per image; a data set with "
-                        "masks trains in memory (--data-loading memory or auto).")
-    in_memory = dense or loading == "memory" or (
-        loading == "auto" and stored_bytes <= memory_budget(device))
+    in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
     if bad_files == "fail" and skipped:  # found while listing the set (masks:PATH, csv:PATH)
         raise UserError(f"{skipped[0][0]}: {skipped[0][1]} (use --bad-files skip to leave such "

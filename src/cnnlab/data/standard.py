@@ -51,7 +51,7 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _missing(title: str, paths, hint: str, reason: BaseException | None = None) -> UserError:
+def missing_files(title: str, paths, hint: str, reason: BaseException | None = None) -> UserError:
     """The one sentence that tells the user which files to put where, or how to fetch them."""
     problem = "is missing"
     if reason is not None:
@@ -90,9 +90,9 @@ def _idx_dataset(class_name: str, title: str, data_dir: str, download: bool) -> 
             cls(str(root), train=True, download=True)
         except DOWNLOAD_ERRORS + IDX_ERRORS as exc:
             if _absent(files):  # otherwise the files arrived, and reading them below says why
-                raise _missing(title, _absent(files), hint, exc) from None
+                raise missing_files(title, _absent(files), hint, exc) from None
     if _absent(files):
-        raise _missing(title, _absent(files), hint)
+        raise missing_files(title, _absent(files), hint)
     try:
         splits = [cls(str(root), train=train) for train in (True, False)]
     except IDX_ERRORS as exc:
@@ -212,7 +212,7 @@ def _download_binary(release: CifarRelease, root: Path) -> None:
     try:  # the md5 is checked before extracting; the archive is dropped once extracted
         download_and_extract_archive(release.url, str(root), md5=release.md5, remove_finished=True)
     except DOWNLOAD_ERRORS as exc:
-        raise _missing(release.title, _absent(release.files(root)), release.hint(), exc) from None
+        raise missing_files(release.title, _absent(release.files(root)), release.hint(), exc) from None
 
 
 def _cifar(release: CifarRelease, data_dir: str, download: bool) -> Splits:
@@ -228,10 +228,10 @@ def _cifar(release: CifarRelease, data_dir: str, download: bool) -> Splits:
             if not download:
                 raise  # the refusal says why the pickles were not read
     if not download:
-        raise _missing(release.title, _absent(files), release.hint())
+        raise missing_files(release.title, _absent(files), release.hint())
     _download_binary(release, root)
     if _absent(files):  # an archive whose contents were not laid out as the official one's
-        raise _missing(release.title, _absent(files), release.hint())
+        raise missing_files(release.title, _absent(files), release.hint())
     return _read_binary_release(release, root)
 
 

@@ -9,6 +9,12 @@ localization'. For class c and the K feature maps A^k of a convolutional layer:
 upsampled to the input's size. The paper uses the last convolutional layer: its maps are the
 most abstract that still know where things are. The layer's output is caught with a forward
 hook and y_c differentiated with respect to it; nothing in the model is changed.
+
+A segmenter scores every pixel, so y_c is the sum of class c's scores over the pixels it
+predicts as c (Vinogradova, Dibrov & Myers 2020, 'Towards interpretable semantic
+segmentation via gradient-weighted class activation mapping'): the map then says what the
+network looked at to paint that region. Its default layer is the deepest one (the smallest
+maps: U-Net's bottom, DeepLabV3's backbone), the most abstract, as in the paper.
 """
 from __future__ import annotations
 
@@ -33,9 +39,10 @@ class GradCam:
     layer: str
     class_index: int
     class_name: str
-    probability: float
+    probability: float      # a segmenter's: the mean over the region it paints the class
     heatmap: np.ndarray     # H x W at the model's input size, in [0, 1] (1 at the peak)
     picture: np.ndarray     # the heat map over the image, H x W x 3, as drawn
+    region_pixels: int | None = None  # a segmenter's: pixels predicted as the class
 
     @property
     def peak(self) -> tuple[int, int]:
@@ -45,7 +52,8 @@ class GradCam:
     def to_dict(self) -> dict:
         return {"out": str(self.out), "image": self.image, "model": self.model,
                 "layer": self.layer, "class": self.class_name, "class_index": self.class_index,
-                "probability": self.probability, "peak": list(self.peak)}
+                "probability": self.probability, "peak": list(self.peak),
+                "region_pixels": self.region_pixels}
 
 
 def class_index(wanted: str | int | None, classes: list[str], logits: torch.Tensor) -> int:
@@ -64,9 +72,25 @@ def class_index(wanted: str | int | None, classes: list[str], logits: torch.Tens
     return index
 
 
+def _region(scores: torch.Tensor, wanted, names: list[str]) -> tuple[int, torch.Tensor]:
+    """A segmenter's class (--class, or the one it paints most, background last) and the
+    pixels it predicts as that class (all pixels where it predicts none)."""
+    predicted = scores.argmax(dim=0)
+    if wanted is None:
+        counts = torch.bincount(predicted.flatten(), minlength=len(names))
+        if len(names) > 1 and counts[1:].any():
+            counts[0] = 0  # class 0 is the background by convention (VOC, masks:PATH)
+        index = int(counts.argmax())
+    else:
+        index = class_index(wanted, names, scores.mean(dim=(1, 2)))
+    region = predicted == index
+    return index, region if region.any() else torch.ones_like(region)
+
+
 def grad_cam(model, x: torch.Tensor, layer: str, wanted=None, classes=None
-             ) -> tuple[np.ndarray, int, float]:
-    """(heat map at x's size in [0, 1], class index, its probability) for the one image in x."""
+             ) -> tuple[np.ndarray, int, float, int | None]:
+    """(heat map at x's size in [0, 1], class index, its probability, the pixels of its
+    region for a segmenter, else None) for the one image in x."""
     with captured(model, [layer], keep_graph=True) as outputs, torch.enable_grad():
         # The input asks for a gradient so that frozen layers (transfer learning) still
         # connect the class score to the hooked maps.
@@ -76,16 +100,35 @@ def grad_cam(model, x: torch.Tensor, layer: str, wanted=None, classes=None
         raise UserError(f"layer '{layer}' gives no feature maps to explain; Grad-CAM needs a "
                         "convolutional layer.")
     names = classes or [str(i) for i in range(logits.shape[1])]
-    index = class_index(wanted, names, logits[0])
-    gradient, = torch.autograd.grad(logits[0, index], maps)
+    pixels = None
+    if logits.dim() == 4:  # a score per class and pixel
+        index, region = _region(logits[0].detach(), wanted, names)
+        score, pixels = logits[0, index][region].sum(), int(region.sum())
+        probability = float(logits[0].detach().softmax(dim=0)[index][region].mean())
+    else:
+        index = class_index(wanted, names, logits[0])
+        score = logits[0, index]
+        probability = float(logits[0].detach().softmax(dim=0)[index])
+    gradient, = torch.autograd.grad(score, maps)
     alpha = gradient.mean(dim=(2, 3), keepdim=True)
     cam = F.relu((alpha * maps).sum(dim=1, keepdim=True))
     cam = F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
     cam = cam.detach().float().cpu()
     top = float(cam.max())
     heat = (cam / top if top > 0 else torch.zeros_like(cam)).numpy()
-    probability = float(logits[0].detach().softmax(dim=0)[index])
-    return heat, index, probability
+    return heat, index, probability, pixels
+
+
+def default_layer(model, x: torch.Tensor) -> str:
+    """The model's own choice (a segmenter names its deepest maps as cam_layer), else the
+    last convolution stage."""
+    chosen = getattr(model, "cam_layer", None)
+    if chosen is not None:
+        return chosen
+    stages = conv_stages(model, x)
+    if not stages:
+        raise UserError("the model has no convolution stage; name a layer with --layer.")
+    return stages[-1]
 
 
 def gradcam(run: str | None = None, image: str | None = None, *, pretrained: str | None = None,
@@ -96,15 +139,13 @@ def gradcam(run: str | None = None, image: str | None = None, *, pretrained: str
     subject = load_subject(run, pretrained, weights_file, device)
     shown, x = subject.prepare(read_image(image, sample))
     if layer is None:
-        stages = conv_stages(subject.model, x)
-        if not stages:
-            raise UserError("the model has no convolution stage; name a layer with --layer.")
-        layer = stages[-1]
-    heat, index, probability = grad_cam(subject.model, x, layer, target, subject.classes)
+        layer = default_layer(subject.model, x)
+    heat, index, probability, pixels = grad_cam(subject.model, x, layer, target,
+                                                subject.classes)
     picture = overlay(image_to_float(shown.cpu()), heat)
     label = str(image if image is not None else sample)
     result = GradCam(None, label, subject.name, layer, index, subject.classes[index],
-                     probability, heat, picture)
+                     probability, heat, picture, pixels)
     result.out = save_figure(draw(result, image_to_float(shown.cpu())),
                              out or f"gradcam-{Path(label).stem}.png")
     return result
@@ -125,7 +166,10 @@ def draw(result: GradCam, picture: np.ndarray) -> Figure:
 
 
 def format_gradcam(result: dict) -> str:
+    region = ("" if result.get("region_pixels") is None
+              else f" over the {result['region_pixels']} pixels it paints that class")
     return (f"{result['model']} on {result['image']}: class '{result['class']}' "
-            f"(#{result['class_index']}, probability {result['probability']:.1%}); Grad-CAM of "
+            f"(#{result['class_index']}, probability {result['probability']:.1%}{region}); "
+            f"Grad-CAM of "
             f"layer {result['layer']} peaks at row {result['peak'][0]}, column "
             f"{result['peak'][1]} of the model's input\npicture: {result['out']}")

@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import UserError
 from .base import IMAGENET_MEAN, IMAGENET_STD
-from .fcn import ResNetBackbone, SegmentationModel
+from .fcn import SegmentationModel, make_backbone
 from .registry import register_model
 
 
@@ -89,13 +89,15 @@ class DeepLabV3(SegmentationModel):
                             f"rates=[12,24,36], not {rates!r}")
         # The ImageNet stem is at stride 32 after layer4: dilating layer3/4 gives 8. The
         # small stem is at stride 8 already.
-        features = ResNetBackbone(backbone, in_channels, stem, dilate=stem == "imagenet")
-        classifier = DeepLabHead(features.channels["layer4"], num_classes, tuple(rates))
+        features = make_backbone(backbone, in_channels, stem, dilate=stem == "imagenet")
+        classifier = DeepLabHead(features.channels[features.out_stage], num_classes,
+                                 tuple(rates))
         super().__init__(features, classifier, num_classes, aux)
+        self.torchvision_name = f"deeplabv3_{backbone}"  # its weights' name, where it has some
 
 
 @register_model(family="deeplab", task="segment", input_size=(3, 520, 520),
-                small_input_size=(3, 8, 8), architecture=DeepLabV3, num_classes=21,
+                small_input_size=(3, 8, 8), architecture=DeepLabV3, num_classes=21, torchvision={},
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 paper="Chen, Papandreou, Schroff & Adam 2017, Rethinking atrous convolution "
                       "for semantic image segmentation")

@@ -35,12 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import unknown_name
+from ..errors import UserError, unknown_name
 from . import resnet as resnets
 from .base import IMAGENET_MEAN, IMAGENET_STD, AuxOutputs
 from .registry import register_model
 
-BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+RESNETS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+BACKBONES = (*RESNETS, "efficientnet_lite0")
 AUX_WEIGHT = 0.5  # torchvision's references/segmentation/train.py: loss = out + 0.5 * aux
 
 
@@ -49,12 +50,14 @@ class ResNetBackbone(nn.Module):
 
     It holds the modules torchvision's IntermediateLayerGetter keeps of a ResNet, under the
     same names, so a segmentation checkpoint's backbone.* keys load unchanged."""
+    # SegmentationModel's names: the classifier reads out_stage, an auxiliary head aux_stage.
+    out_stage, aux_stage = "layer4", "layer3"
 
     def __init__(self, name: str, in_channels: int = 3, stem: str = "imagenet",
                  dilate: bool = False):
         super().__init__()
-        if name not in BACKBONES:
-            raise unknown_name("backbone", name, BACKBONES)
+        if name not in RESNETS:
+            raise unknown_name("backbone", name, RESNETS)
         resnet = getattr(resnets, name)(num_classes=1, in_channels=in_channels, stem=stem,
                                         replace_stride_with_dilation=(False, dilate, dilate))
         for part in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
@@ -63,12 +66,29 @@ class ResNetBackbone(nn.Module):
         self.channels = {f"layer{i}": 64 * 2 ** (i - 1) * resnet.layer1[0].expansion
                          for i in range(1, 5)}
 
+    def layer_name(self, stage: str) -> str:
+        return f"backbone.{stage}"  # the module that outputs `stage`, from the model
+
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         features = {}
         for name in ("layer1", "layer2", "layer3", "layer4"):
             x = features[name] = getattr(self, name)(x)
         return features
+
+
+def make_backbone(name: str, in_channels: int, stem: str, dilate: bool) -> nn.Module:
+    """A ResNet's stages, or EfficientNet-Lite0's (output stride 8 where `dilate`; its
+    pretrained weights need the ImageNet stem, so it has no other)."""
+    if name not in BACKBONES:
+        raise unknown_name("backbone", name, BACKBONES)
+    if name == "efficientnet_lite0":
+        if stem != "imagenet":
+            raise UserError("the efficientnet_lite0 backbone has only the ImageNet stem; drop "
+                            f"stem={stem}.")
+        from .lite_encoder import Lite0Encoder
+        return Lite0Encoder(in_channels, output_stride=8 if dilate else 32)
+    return ResNetBackbone(name, in_channels, stem, dilate)
 
 
 class FCNHead(nn.Sequential):
@@ -97,8 +117,9 @@ def bilinear_upsampling(channels: int) -> nn.ConvTranspose2d:
     return up
 
 
-def _crop(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    # Stride-2 stages round odd sizes up, so 2x upsampling can overshoot by a pixel.
+def crop_to(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """x's top-left part of like's size: stride-2 layers round odd sizes up, so a 2x
+    upsampling can overshoot by a pixel."""
     return x[..., :like.shape[-2], :like.shape[-1]]
 
 
@@ -122,8 +143,8 @@ class FCN8sHead(nn.Module):
 
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         pool3, pool4, pool5 = features["layer2"], features["layer3"], features["layer4"]
-        x = _crop(self.upscore2(self.score_fr(pool5)), pool4) + self.score_pool4(pool4)
-        return _crop(self.upscore_pool4(x), pool3) + self.score_pool3(pool3)
+        x = crop_to(self.upscore2(self.score_fr(pool5)), pool4) + self.score_pool4(pool4)
+        return crop_to(self.upscore_pool4(x), pool3) + self.score_pool3(pool3)
 
 
 def upsample(scores: torch.Tensor, size) -> torch.Tensor:
@@ -137,23 +158,26 @@ class SegmentationModel(nn.Module):
 
     `classifier` takes layer4's maps, or all stages' where it sets takes_all_stages."""
 
-    def __init__(self, backbone: ResNetBackbone, classifier: nn.Module, num_classes: int,
+    def __init__(self, backbone: nn.Module, classifier: nn.Module, num_classes: int,
                  aux: bool):
         super().__init__()
         self.backbone = backbone
         self.classifier = classifier
+        self.cam_layer = backbone.layer_name(backbone.out_stage)  # the deepest maps (Grad-CAM)
         # None, not absent: weights.load_state skips a checkpoint's keys for a part set to None
-        self.aux_classifier = (FCNHead(backbone.channels["layer3"], num_classes) if aux
-                               else None)
+        self.aux_classifier = (FCNHead(backbone.channels[backbone.aux_stage], num_classes)
+                               if aux else None)
 
     def forward(self, x: torch.Tensor):
         size = x.shape[-2:]
         features = self.backbone(x)
         whole = getattr(self.classifier, "takes_all_stages", False)
-        logits = upsample(self.classifier(features if whole else features["layer4"]), size)
+        stages = self.backbone
+        logits = upsample(self.classifier(features if whole else features[stages.out_stage]),
+                          size)
         if self.aux_classifier is None or not self.training:
             return logits
-        aux = upsample(self.aux_classifier(features["layer3"]), size)
+        aux = upsample(self.aux_classifier(features[stages.aux_stage]), size)
         return AuxOutputs(logits, (aux,), (AUX_WEIGHT,))
 
     def classifier_names(self) -> list[str]:
@@ -172,16 +196,21 @@ class FCN(SegmentationModel):
                  head: str = "fcn8s", aux: bool = False, stem: str = "imagenet"):
         if head not in HEADS:
             raise unknown_name("head", head, HEADS)
+        if head == "fcn8s" and backbone not in RESNETS:
+            raise UserError("FCN-8s fuses a ResNet's layer2, layer3 and layer4; for "
+                            f"backbone={backbone} use head=torchvision.")
         # torchvision's layout dilates layer3/4 for stride 8; FCN-8s gets there by skips.
         dilate = head == "torchvision" and stem == "imagenet"
-        features = ResNetBackbone(backbone, in_channels, stem, dilate)
+        features = make_backbone(backbone, in_channels, stem, dilate)
         classifier = (FCN8sHead(features.channels, num_classes) if head == "fcn8s"
-                      else FCNHead(features.channels["layer4"], num_classes))
+                      else FCNHead(features.channels[features.out_stage], num_classes))
         super().__init__(features, classifier, num_classes, aux)
+        self.torchvision_name = f"fcn_{backbone}"  # its weights' name, where torchvision has some
 
 
 @register_model(family="fcn", task="segment", input_size=(3, 520, 520),
                 small_input_size=(3, 8, 8), architecture=FCN, num_classes=21,
+                torchvision={"head": "torchvision"},
                 mean=IMAGENET_MEAN, std=IMAGENET_STD,
                 paper="Long, Shelhamer & Darrell 2015, Fully convolutional networks for "
                       "semantic segmentation")

@@ -134,6 +134,15 @@ def parameter_count(name: str) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def dense_input_size(info: ModelInfo, image_size) -> tuple[int, int, int]:
+    """A fully convolutional model (a label per pixel) takes the images at their own size,
+    scaled down only where the longer side exceeds the architecture's design size (FCN and
+    DeepLabV3: torchvision's 520): a user's 4000x3000 photographs would not fit in memory."""
+    channels, *sides = info.input_size
+    scale = min(1.0, max(sides) / max(image_size))
+    return (channels, *(max(1, round(side * scale)) for side in image_size))
+
+
 def plan_input(info: ModelInfo, image_size, kwargs: dict, pretrained: bool = False):
     """The input size (C, H, W) to train `info`'s model on images of `image_size` (H, W; None
     if unknown), and its options with the stem chosen.
@@ -141,16 +150,20 @@ def plan_input(info: ModelInfo, image_size, kwargs: dict, pretrained: bool = Fal
     `kwargs` may name the stem. Otherwise images up to SMALL_IMAGE_SIDE take the small-input
     stem at their own size, raised to the stem's smallest input (digits' 8x8 stay 8x8 for a
     ResNet, become 32x32 for VGG's five pools); larger images, and pretrained weights (trained
-    through the ImageNet stem), take the ImageNet stem at its input size.
+    through the ImageNet stem), take the ImageNet stem at its input size, or for a model with
+    a label per pixel at dense_input_size.
     """
+    design = info.input_size
+    if info.task != "classify" and image_size is not None:
+        design = dense_input_size(info, image_size)
     if info.small_input_size is None:
-        return info.input_size, dict(kwargs)
+        return design, dict(kwargs)
     stem = kwargs.get("stem")
     if stem is None:
         small = image_size is not None and max(image_size) <= SMALL_IMAGE_SIDE
         stem = "small" if small and not pretrained else "imagenet"
     if stem != "small":
-        return info.input_size, {**kwargs, "stem": stem}
+        return design, {**kwargs, "stem": stem}
     channels, *floor = info.small_input_size
     sides = image_size if image_size is not None else floor
     return (channels, *(max(s, f) for s, f in zip(sides, floor))), {**kwargs, "stem": stem}

@@ -32,14 +32,19 @@ def pretrained_options(info, weights: str | None) -> dict:
                         "with --weights-file PATH.")
     if info.torchvision is None:
         raise UserError(f"torchvision has no pretrained weights for {info.name}; models with "
-                        "them: alexnet, vgg*, googlenet, resnet18-152.")
+                        "them: alexnet, vgg*, googlenet, resnet18-152, and for segmentation "
+                        "fcn and deeplabv3 (resnet50 or resnet101 backbone) and lraspp.")
     return dict(info.torchvision)
 
 
 def torchvision_state(name: str) -> dict[str, torch.Tensor]:
-    """torchvision's default ImageNet weights for `name`, from torch's cache or downloaded."""
+    """torchvision's default weights for `name` (ImageNet; COCO with VOC's classes for the
+    segmenters), from torch's cache or downloaded."""
     from torchvision.models import get_model_weights
-    url = get_model_weights(name).DEFAULT.url
+    try:
+        url = get_model_weights(name).DEFAULT.url
+    except ValueError:  # e.g. fcn on a resnet18, which torchvision never trained
+        raise UserError(f"torchvision has no weights for {name}.") from None
     try:
         return torch.hub.load_state_dict_from_url(url, map_location="cpu", check_hash=True,
                                                   weights_only=True)
@@ -106,4 +111,6 @@ def load_pretrained(model: nn.Module, weights: str | None = None, weights_file=N
     if weights_file is not None:
         return load_state(model, read_weights_file(weights_file), str(weights_file))
     pretrained_options(model.info, weights)  # validates the name and that torchvision has them
-    return load_state(model, torchvision_state(model.info.name), f"torchvision's {model.info.name}")
+    # A segmenter's weights are named for its head and backbone too (fcn_resnet50).
+    name = getattr(model, "torchvision_name", model.info.name)
+    return load_state(model, torchvision_state(name), f"torchvision's {name}")

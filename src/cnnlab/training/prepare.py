@@ -28,24 +28,31 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
     """The run's spec (config as resolved), batches and freshly initialised model: a
     registered model from scratch or from --weights/--weights-file, or, with --pretrained, an
     ImageNet model with a new head fed the input its weights were trained on (size, resize,
-    crop, normalisation)."""
+    crop, normalisation). For a task other than classification --pretrained names the
+    backbone of --model instead (a segmenter on ImageNet features), whose images keep their
+    size and take the pretrained network's normalisation."""
     # An unknown model or pretrained name fails before any data is loaded.
     record = pretrained_record(config.pretrained) if config.pretrained is not None else None
-    info = model_info(config.model) if record is None else None
+    as_backbone = record is not None and config.task != "classify"
+    info = model_info(config.model) if record is None or as_backbone else None
     if info is not None and info.task != config.task:
         raise UserError(f"model {info.name} is made for --task {info.task}, not {config.task}; "
                         f"the {config.task} models: "
                         f"{', '.join(n for n in list_models() if model_info(n).task == config.task)}.")
-    if record is not None:
+    if record is not None and not as_backbone:
         config = dataclasses.replace(config, model=record.name)
     # What the task learns from: class labels, or masks in place of them for segmentation.
     splits = make_task(config.task, config).targets(
         load_dataset(config.dataset, config.data_dir, config.download))
     if config.augment == "auto":
         config = dataclasses.replace(config, augment=splits.augment)
-    if record is None:
-        (channels, height, width), kwargs = _model_args(config, info, splits)
-        pipeline = make_pipeline(config, splits, channels, (height, width), device, world)
+    if record is None or as_backbone:
+        (channels, height, width), kwargs = _model_args(config, info, splits,
+                                                        record.name if as_backbone else None)
+        preprocess = None if record is None else dataclasses.replace(
+            record.preprocess, channels=channels, size=(height, width), resize=None)
+        pipeline = make_pipeline(config, splits, channels, (height, width), device, world,
+                                 preprocess=preprocess)
     else:
         channels, kwargs = record.preprocess.channels, {**record.options, **config.model_kwargs}
         pipeline = make_pipeline(config, splits, channels, record.preprocess.size, device, world,
@@ -53,7 +60,9 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
     spec = runs.RunSpec(config, splits.classes, {
         "num_classes": len(splits.classes), "in_channels": channels,
         "kwargs": kwargs}, pipeline.preprocess)
-    if record is not None:
+    if as_backbone:
+        model = transfer.start_backbone(spec.build_model(), config)
+    elif record is not None:
         model = transfer.build(config, len(splits.classes))
     else:
         model = spec.build_model()
@@ -75,15 +84,22 @@ def make_pipeline(config: TrainConfig, splits, channels: int, size, device,
     return pipeline
 
 
-def _model_args(config: TrainConfig, info, splits):
+def _model_args(config: TrainConfig, info, splits, backbone: str | None = None):
     """The model's input size (C, H, W) and options: --model-kwargs, --norm, the layout that
-    torchvision's weights need, and the stem that suits the images (models/registry.plan_input:
-    small images train ImageNet architectures through their small-input stem, not at 224x224)."""
+    torchvision's weights need, the pretrained `backbone`, and the stem that suits the images
+    (models/registry.plan_input: small images train ImageNet architectures through their
+    small-input stem, not at 224x224)."""
     kwargs = {**pretrained_options(info, config.weights), **config.model_kwargs}
     if config.norm is not None:
         kwargs["norm"] = config.norm
+    if backbone is not None:
+        if kwargs.get("backbone", backbone) != backbone:
+            raise UserError(f"--pretrained {backbone} is the backbone; drop "
+                            f"backbone={kwargs['backbone']} from --model-kwargs.")
+        kwargs["backbone"] = backbone
     image_size = typical_size(splits.train)
-    pretrained = config.weights is not None or config.weights_file is not None
+    pretrained = (config.weights is not None or config.weights_file is not None
+                  or backbone is not None)
     (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)
     with torch.device("meta"):  # a bad option fails now, not after the data is resized for it
         info.build(len(splits.classes), channels, **kwargs)

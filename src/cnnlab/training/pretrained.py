@@ -46,7 +46,10 @@ OFFLINE = {
 
 
 def pretrained_names() -> list[str]:
-    return [n for n in list_models() if n in OFFLINE or model_info(n).torchvision is not None]
+    """The ImageNet classifiers --pretrained takes (the segmenters' weights go with
+    --weights torchvision)."""
+    return [n for n in list_models() if n in OFFLINE or (
+        model_info(n).torchvision is not None and model_info(n).task == "classify")]
 
 
 def pretrained_record(name: str) -> Pretrained:
@@ -54,6 +57,10 @@ def pretrained_record(name: str) -> Pretrained:
     info = model_info(name)  # an unknown name lists the registered models
     if name in OFFLINE:
         return OFFLINE[name]
+    if info.task != "classify":
+        raise UserError(f"--pretrained names an ImageNet classifier, and {name} is a "
+                        f"{info.task} model: use --model {name} --pretrained efficientnet_lite0 "
+                        f"for an ImageNet backbone, or --weights torchvision for its own weights.")
     if info.torchvision is None:
         raise UserError(f"there are no pretrained weights for {name}; models with them: "
                         f"{', '.join(pretrained_names())}.")
@@ -85,6 +92,21 @@ def pretrained_model(name: str, weights_file=None, **options) -> tuple[nn.Module
     state = read_state(record, weights_file)
     load_state(model, state, str(weights_file) if weights_file is not None else record.source)
     return model, record
+
+
+def load_backbone(backbone: nn.Module, name: str, weights_file=None) -> None:
+    """`name`'s ImageNet weights into a segmenter's backbone: every tensor the backbone has,
+    taken from the classifier's state dict under the same key (its head's are not needed)."""
+    record = pretrained_record(name)
+    state = read_state(record, weights_file)
+    source = str(weights_file) if weights_file is not None else record.source
+    own = backbone.state_dict()
+    missing = [key for key in own if key not in state]
+    wrong = [key for key in own if key in state and state[key].shape != own[key].shape]
+    if missing or wrong:
+        what = f"missing {missing[:3]}" if missing else f"other shapes for {wrong[:3]}"
+        raise UserError(f"the weights from {source} do not fit the {name} backbone ({what}).")
+    backbone.load_state_dict({key: state[key] for key in own})
 
 
 def imagenet_classes() -> list[str]:

@@ -11,6 +11,10 @@ Replace the output layer with one that produces the right number of outputs, the
   shows what the pretrained weights are worth.
 --unfreeze-after N turns a `features` run into fine-tuning after N epochs: the head settles on
 fixed features first, so its random start does not send large gradients into the backbone.
+
+For segmentation the pretrained network becomes the `backbone` of a segmenter (U-Net's
+encoder, DeepLabV3's dilated feature extractor): everything outside it (the decoder, ASPP,
+the score layers) is the new 'head' that the three modes treat as above.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from torchvision.ops import FrozenBatchNorm2d
 
 from ..config.train_config import TrainConfig
 from ..models import create_model
-from .pretrained import pretrained_model, pretrained_record
+from .pretrained import load_backbone, pretrained_model, pretrained_record
 
 BACKBONE_LR_FACTOR = 0.1  # --backbone-lr 0: the backbone at a tenth of the head's rate
 
@@ -38,8 +42,26 @@ def build(config: TrainConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def start_backbone(model: nn.Module, config: TrainConfig) -> nn.Module:
+    """A segmenter whose `backbone` starts from --pretrained's ImageNet weights (frozen for
+    `features`), or stays random for `scratch`."""
+    if config.transfer == "scratch":
+        return model
+    load_backbone(model.backbone, config.pretrained, config.weights_file)
+    if config.transfer == "features":
+        freeze_backbone(model)
+    return model
+
+
+def _is_segmenter(model: nn.Module) -> bool:
+    return isinstance(getattr(model, "backbone", None), nn.Module)
+
+
 def head_parameter_names(model: nn.Module) -> set[str]:
-    """The parameters of the class-score layer(s) that reset_classifier replaces."""
+    """The parameters that start fresh: the class-score layer(s) that reset_classifier
+    replaces, or everything outside a segmenter's pretrained backbone."""
+    if _is_segmenter(model):
+        return {name for name, _ in model.named_parameters() if not name.startswith("backbone.")}
     return {f"{layer}.{name}" for layer in model.classifier_names()
             for name, _ in model.get_submodule(layer).named_parameters()}
 
