@@ -98,7 +98,8 @@ def _choose(config, model, input_shape, device, world) -> tuple[str, str, dict]:
     must save MARGIN of a step, as channels_last must: a close call keeps the default."""
     formats = candidate_precisions(config.precision, device)
     timed = config.memory_format == "auto" or len(formats) > 1
-    if config.deterministic or not layout.has_feature_maps(model) or not timed:
+    untimeable = getattr(model, "takes_targets", False)  # a detector: no step without targets
+    if config.deterministic or not layout.has_feature_maps(model) or not timed or untimeable:
         # --deterministic: nothing may depend on a timing
         fixed = "contiguous" if config.memory_format == "auto" else config.memory_format
         return fixed, formats[0], {}

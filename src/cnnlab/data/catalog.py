@@ -30,6 +30,9 @@ class Split:
     images: torch.Tensor
     labels: torch.Tensor
     masks: torch.Tensor | None = None  # uint8 N x H x W class indices (255: ignore), if any
+    # One dict per image (boxes, labels and maybe instance masks; data/boxes.py), for sets
+    # with a box per object; None for the others.
+    targets: list[dict] | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -93,6 +96,15 @@ CATALOG: dict[str, Entry] = {
     "oxford-pets": Entry(_lazy(".segmentation_sets", "oxford_pets"),
                          "Oxford-IIIT Pet: cats and dogs with pet/background masks from the "
                          "trimaps, at 128x128", "torchvision layout (--download)"),
+    "shapes-objects": Entry(_lazy(".scenes", "detection_shapes"),
+                            "several shapes per image with boxes and instance masks, 64x64",
+                            "generated"),
+    "penn-fudan": Entry(_lazy(".detection_sets", "penn_fudan"),
+                        "Penn-Fudan pedestrians with boxes and instance masks (PyTorch's "
+                        "detection tutorial), at 256x256", "web archive (--download)"),
+    "voc-detection": Entry(_lazy(".detection_sets", "voc_detection"),
+                           "PASCAL VOC 2012 photographs with boxes of 20 object classes, at "
+                           "160x160", "torchvision layout (--download)"),
 }
 USER_SETS: dict[str, Entry] = {
     "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),
@@ -101,6 +113,9 @@ USER_SETS: dict[str, Entry] = {
     "masks": Entry(_lazy(".mask_folder", "mask_folder"),
                    "PATH/images/<image>, PATH/masks/<same name>.png of class indices (255: "
                    "ignore), PATH/classes.txt", "your files"),
+    "coco": Entry(_lazy(".coco_folder", "coco_folder"),
+                  "PATH/annotations.json (or instances.json) in COCO's format, PATH/images/"
+                  "<file_name>: boxes, and masks from polygons or RLE", "your files"),
 }
 
 
@@ -144,17 +159,28 @@ def _masks(data) -> torch.Tensor | None:
     return getattr(data, "class_masks", None)  # segmentation sets (shapes, masks:PATH, VOC...)
 
 
+def _targets(data) -> list[dict] | None:
+    targets = getattr(data, "targets", None)  # detection sets (boxes.BoxedImages)
+    return targets if isinstance(targets, list) else None
+
+
+def _part(data, idx: torch.Tensor | None = None) -> Split:
+    """Images `idx` of an in-memory set (all of it for None), with their masks and targets."""
+    masks, targets = _masks(data), _targets(data)
+    if idx is None:
+        return Split(data.images, data.labels, masks, targets)
+    return Split(data.images[idx], data.labels[idx], None if masks is None else masks[idx],
+                 None if targets is None else [targets[i] for i in idx.tolist()])
+
+
 def _split(name: str, entry: Entry, data) -> DataSplits:
     if isinstance(data, tuple):  # the set's own train/test split; validation comes from train
         train, test = data
         fit, val = stratified_split(train.labels, VAL_FRACTION)
-        masks = _masks(train)
-        pick = lambda idx: Split(train.images[idx], train.labels[idx],  # noqa: E731
-                                 None if masks is None else masks[idx])
-        # pairs the loader left out, from both parts (segmentation sets)
+        # what the loader left out, from both parts (segmentation and detection sets)
         problems = list(getattr(train, "problems", [])) + list(getattr(test, "problems", []))
-        return DataSplits(name, train.classes, pick(fit), pick(val),
-                          Split(test.images, test.labels, _masks(test)), entry.augment, problems,
+        return DataSplits(name, train.classes, _part(train, fit), _part(train, val),
+                          _part(test), entry.augment, problems,
                           getattr(train, "mask_classes", None))
     rest, test = stratified_split(data.labels, TEST_FRACTION)
     fit, val = stratified_split(data.labels[rest], VAL_FRACTION / (1 - TEST_FRACTION))
@@ -163,10 +189,8 @@ def _split(name: str, entry: Entry, data) -> DataSplits:
         pick = lambda idx: FileSplit([data.files[i] for i in idx], data.labels[idx])  # noqa: E731
         problems = data.problems
     else:
-        masks = _masks(data)
-        pick = lambda idx: Split(data.images[idx], data.labels[idx],  # noqa: E731
-                                 None if masks is None else masks[idx])
-        problems = list(getattr(data, "problems", []))  # masks:PATH's pairs left out
+        pick = lambda idx: _part(data, idx)  # noqa: E731
+        problems = list(getattr(data, "problems", []))  # masks:PATH's, coco:PATH's left out
     return DataSplits(name, data.classes, pick(fit), pick(val), pick(test), entry.augment, problems,
                       getattr(data, "mask_classes", None))
 

@@ -82,16 +82,30 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
     workers = default_workers() if workers is None or workers < 0 else workers
     sizing = preprocess or Preprocess(channels, tuple(size), (0.0,) * channels, (1.0,) * channels)
     parts = {name: getattr(splits, name) for name in only}
-    chosen = preset(augment)
-    stored_bytes = sum(len(p) * (chosen.stored_factor(sizing.size) if name == "train" else 1)
-                       for name, p in parts.items()) * sizing.channels * math.prod(sizing.size)
-    in_memory = loading == "memory" or (loading == "auto" and stored_bytes <= memory_budget(device))
+    # Detection targets (a dict per image) live beside their images in memory (BoxBatches),
+    # augmented per image with their boxes (box_augment.py).
+    boxed = any(isinstance(p, Split) and isinstance(p.labels, list) for p in parts.values())
+    if boxed:
+        if loading == "stream":
+            raise UserError("--data-loading stream is for labels and masks; a data set with "
+                            "boxes trains in memory (--data-loading memory or auto).")
+        from .box_augment import BoxAugmenter, box_preset
+        chosen, in_memory = BoxAugmenter(box_preset(augment)), True
+    else:
+        chosen = preset(augment)
+        stored_bytes = sum(len(p) * (chosen.stored_factor(sizing.size) if name == "train" else 1)
+                           for name, p in parts.items()) * sizing.channels * math.prod(sizing.size)
+        in_memory = loading == "memory" or (
+            loading == "auto" and stored_bytes <= memory_budget(device))
     skipped = list(splits.problems)
     if bad_files == "fail" and skipped:  # found while listing the set (masks:PATH, csv:PATH)
         raise UserError(f"{skipped[0][0]}: {skipped[0][1]} (use --bad-files skip to leave such "
                         "files out)")
     parts, more = _decode_splits(parts, sizing, workers, bad_files, keep=in_memory)
     skipped += more
+    if preprocess is None and boxed:  # detectors normalise inside: pixels in [0, 1]
+        preprocess = Preprocess(sizing.channels, sizing.size, (0.0,) * sizing.channels,
+                                (1.0,) * sizing.channels)
     if preprocess is None:
         preprocess = _fit_preprocess(parts.get("train"), sizing, in_memory)
     # Each process trains on its share; every process evaluates the whole of val and test.
@@ -114,12 +128,24 @@ def _decode_splits(parts: dict, sizing: Preprocess, workers: int, bad_files: str
             skipped += decoded.skipped
             out[name] = (Split(decoded.images, decoded.labels) if keep
                          else FileSplit(decoded.files, decoded.labels))
+        elif isinstance(part.labels, list):  # a target dict per image (detection)
+            out[name] = Split(*_fit_boxed(part.images, part.labels, sizing))
         else:
             # class-index masks in place of labels (segmentation) take the images' geometry
             labels = (sizing.fit_mask_size(part.labels).contiguous() if part.labels.dim() == 3
                       else part.labels)
             out[name] = Split(sizing.fit_size(part.images).contiguous(), labels) if keep else part
     return out, skipped
+
+
+def _fit_boxed(images: torch.Tensor, targets: list[dict], sizing: Preprocess):
+    """Images with their boxes (and masks) at the model's size and channels, in memory."""
+    from .boxes import fit
+    if tuple(images.shape[-2:]) == tuple(sizing.size) and images.shape[1] == sizing.channels:
+        return images, targets
+    pairs = [fit(image, target, sizing.size, sizing.channels)
+             for image, target in zip(images, targets)]
+    return torch.stack([image for image, _ in pairs]).contiguous(), [t for _, t in pairs]
 
 
 def _fit_preprocess(train, sizing: Preprocess, in_memory: bool) -> Preprocess:
@@ -175,6 +201,10 @@ class StreamBatches:
 
 def _batches(part, preprocess, augment, batch_size, shuffle, seed, device, in_memory, workers,
              rank=0, world=1):
+    if isinstance(part.labels, list):  # detection: in memory, augmented per image with boxes
+        from .box_batches import BoxBatches
+        return BoxBatches(part.images, part.labels, batch_size, shuffle=shuffle, seed=seed,
+                          device=device, augment=augment, rank=rank, world=world)
     if in_memory:
         return TensorBatches(part.images, part.labels, batch_size, shuffle=shuffle, seed=seed,
                              device=device, transform=batch_transform(preprocess, augment),

@@ -131,11 +131,13 @@ def train_one_epoch(model: nn.Module, batches: Iterable, task: Task, optimizer,
     if tally.lr is None:
         tally.lr = optimizer.param_groups[0]["lr"]
     start = time.perf_counter() - tally.seconds
+    # A detector computes its losses inside, from the targets: the task says how to call it.
+    forward = getattr(task, "train_forward", lambda net, inputs, targets: net(inputs))
     for inputs, targets in batches:
         inputs = inputs.to(device, non_blocking=True)
         targets = to_device(targets, device)
         with precision.autocast():
-            loss, outputs = task.loss(model(inputs), targets)
+            loss, outputs = task.loss(forward(model, inputs, targets), targets)
         optimizer.zero_grad(set_to_none=True)
         precision.backward(loss)
         if clip_grad:

@@ -57,6 +57,9 @@ class Task(Protocol):
     def accumulator(self) -> Accumulator:
         """A fresh accumulator for one evaluation pass."""
 
+    # Optional: `train_forward(model, inputs, targets)`, the training step's forward pass
+    # where it is not model(inputs) (torchvision's detectors take the targets and return
+    # their losses); evaluation always calls model(inputs).
     # Optional: `fit`, with engine.fit's signature, for a task whose training is not the
     # lectures' loop; the session then calls it instead, with the same checkpoint, progress
     # and metrics hooks (on_step, on_epoch_end), so the run folder stays the same.

@@ -14,6 +14,8 @@ run's config.json records which one it trained.
     classify    one class per image (classify.py, classify_report.py; diagnostics.py,
                 classify_figures.py, tta.py)
     segment     a class for every pixel (segment.py, segment_report.py)
+    detect      a box and a class for every object (detect.py, detect_report.py)
+    instance    and a mask for every object: Mask R-CNN (the same two modules)
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ class TaskEntry:
 TASKS = {
     "classify": TaskEntry("classify:Classify", "classify_report", "one class per image"),
     "segment": TaskEntry("segment:Segment", "segment_report", "a class for every pixel"),
+    "detect": TaskEntry("detect:Detect", "detect_report", "a box and a class for every object"),
+    "instance": TaskEntry("detect:Instance", "detect_report",
+                          "a box, a class and a mask for every object"),
 }
 
 

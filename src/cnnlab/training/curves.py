@@ -20,8 +20,10 @@ def plot_curves(history: list[dict], path: str | Path, metric: str = "accuracy")
     fig = Figure(figsize=(10, 4))
     for ax, key in zip(fig.subplots(1, 2), ("loss", metric)):
         title = "mean IoU" if key == "miou" else key.replace("_", " ").capitalize()
-        ax.plot(epochs, [m[f"train_{key}"] for m in history], marker=".", label="train")
-        ax.plot(epochs, [m[f"val_{key}"] for m in history], marker=".", label="validation")
+        for split, label in (("train", "train"), ("val", "validation")):
+            if all(f"{split}_{key}" in m for m in history):  # a detector: no val_loss
+                ax.plot(epochs, [m[f"{split}_{key}"] for m in history], marker=".",
+                        label=label)
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.grid(alpha=0.3)

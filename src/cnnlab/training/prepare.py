@@ -16,6 +16,7 @@ from ..data import load_dataset
 from ..data.catalog import typical_size
 from ..data.pipeline import build_pipeline
 from ..errors import UserError
+from ..logs import LOGGER
 from ..models import list_models, model_info, plan_input
 from ..models.weights import load_pretrained, pretrained_options
 from ..runs import folder as runs
@@ -89,7 +90,14 @@ def _model_args(config: TrainConfig, info, splits, backbone: str | None = None):
     torchvision's weights need, the pretrained `backbone`, and the stem that suits the images
     (models/registry.plan_input: small images train ImageNet architectures through their
     small-input stem, not at 224x224)."""
-    kwargs = {**pretrained_options(info, config.weights), **config.model_kwargs}
+    image_size = typical_size(splits.train)
+    # a task's own choices from the data (a detector's sizes and anchors) come first
+    chosen = getattr(make_task(config.task, config), "model_options", None)
+    chosen = chosen(info, splits, image_size) if chosen else {}
+    if set(chosen) - set(config.model_kwargs):
+        LOGGER.info("chosen from the data (--model-kwargs overrides): " + ", ".join(
+            f"{k}={v}" for k, v in chosen.items() if k not in config.model_kwargs))
+    kwargs = {**chosen, **pretrained_options(info, config.weights), **config.model_kwargs}
     if config.norm is not None:
         kwargs["norm"] = config.norm
     if backbone is not None:
@@ -97,7 +105,6 @@ def _model_args(config: TrainConfig, info, splits, backbone: str | None = None):
             raise UserError(f"--pretrained {backbone} is the backbone; drop "
                             f"backbone={kwargs['backbone']} from --model-kwargs.")
         kwargs["backbone"] = backbone
-    image_size = typical_size(splits.train)
     pretrained = (config.weights is not None or config.weights_file is not None
                   or backbone is not None)
     (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)

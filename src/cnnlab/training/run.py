@@ -117,9 +117,9 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
         run.run(start_epoch, tally)
     seconds = time.perf_counter() - start
     test = run.finish()
-    run.log(f"test {task.headline.key} {task.headline.show(test[task.headline.key])} (loss "
-            f"{test['loss']:.4f}) after {config.epochs} epochs in {seconds:.1f} s; model saved "
-            f"in {run_dir}")
+    loss = f" (loss {test['loss']:.4f})" if "loss" in test else ""
+    run.log(f"test {task.headline.key} {task.headline.show(test[task.headline.key])}{loss} "
+            f"after {config.epochs} epochs in {seconds:.1f} s; model saved in {run_dir}")
     return TrainResult(run_dir, runs.read_metrics(run_dir), test, seconds, parameters, world.main)
 
 

@@ -185,11 +185,17 @@ class Session:
 
 
 def epoch_line(m: dict, epochs: int, headline) -> str:
+    """The progress line; a number a task does not measure is left out (a detector has no
+    training mAP and no validation loss: its losses need the training mode)."""
     h = headline
-    return (f"epoch {m['epoch']:>3}/{epochs}  loss {m['train_loss']:.4f}  "
-            f"{h.label} {h.show(m['train_' + h.key])}  val_loss {m['val_loss']:.4f}  "
-            f"val_{h.label} {h.show(m['val_' + h.key])}  lr {m['lr']:.2g}  "
-            f"{m['images_per_second']:,.0f} img/s")
+    parts = [f"epoch {m['epoch']:>3}/{epochs}", f"loss {m['train_loss']:.4f}"]
+    if "train_" + h.key in m:
+        parts.append(f"{h.label} {h.show(m['train_' + h.key])}")
+    if "val_loss" in m:
+        parts.append(f"val_loss {m['val_loss']:.4f}")
+    parts += [f"val_{h.label} {h.show(m['val_' + h.key])}", f"lr {m['lr']:.2g}",
+              f"{m['images_per_second']:,.0f} img/s"]
+    return "  ".join(parts)
 
 
 def keep_metrics_before(run_dir: Path, epoch: int) -> None:

@@ -1,0 +1,143 @@
+"""What `cnnlab evaluate`, `report` and `predict` show for a detector: COCO's table (mAP over
+IoU .50:.95, at .50 and .75, recall, AP per class), and for new images the boxes, classes,
+scores (and masks) drawn on each picture and listed in JSON, in the image's own pixels."""
+from __future__ import annotations
+
+import io
+from html import escape
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
+
+from ..accel.precision import FP32, Precision
+from ..atomic import atomic_write_bytes
+from ..data.images import decode_image
+from ..engine.loop import evaluate
+from ..errors import UserError
+from ..webpage import section, table
+from .detect import MASK_THRESHOLD, Detect, Instance
+from .segment_report import colour
+
+SCORE_THRESHOLD = 0.5  # predict's default: detections below it are left out
+
+
+def _task(instance: bool) -> Detect:
+    return Instance() if instance else Detect()
+
+
+def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: Path,
+                      precision: Precision = FP32) -> tuple[dict, list]:
+    heads = getattr(model, "roi_heads", None)
+    instance = heads is not None and heads.has_mask()  # Mask R-CNN
+    result = evaluate(model, batches, _task(instance), precision)
+    per_class = [{"class": classes[index] if 0 <= index < len(classes) else str(index),
+                  "ap": None if found["ap"] < 0 else found["ap"]}
+                 for index, found in sorted(result.per_class.items())]
+    return {"images": result.images, **result.metrics(), "per_class": per_class}, []
+
+
+def format_report(report: dict) -> str:
+    lines = [f"{report['split']} box mAP {report['map']:.2%} (IoU .50:.95), mAP@.5 "
+             f"{report['map50']:.2%}, mAP@.75 {report['map75']:.2%}, recall@100 "
+             f"{report['mar100']:.2%} on {report['images']} images"]
+    if "mask_map" in report:
+        lines.append(f"mask mAP {report['mask_map']:.2%}, mask mAP@.5 {report['mask_map50']:.2%}")
+    width = max(5, *(len(c["class"]) for c in report["per_class"])) if report["per_class"] else 5
+    lines += ["", f"{'class':>{width}}   box AP"]
+    lines += [f"{c['class']:>{width}}  {'-' if c['ap'] is None else format(c['ap'], '7.2%')}"
+              for c in report["per_class"]]
+    return "\n".join(lines)
+
+
+def report_sections(report: dict, details, classes: list[str], run_dir: Path) -> list[str]:
+    rows = [(c["class"], "-" if c["ap"] is None else f"{c['ap']:.3f}")
+            for c in report["per_class"]]
+    masks = (f", mask mAP@.5 {report['mask_map50']:.2%}" if "mask_map50" in report else "")
+    body = (f"<p>Test box mAP <b>{report['map']:.2%}</b> (IoU .50:.95), mAP@.5 "
+            f"{report['map50']:.2%}{escape(masks)} on {report['images']} images.</p>"
+            + table(("class", "box AP"), rows))
+    return [section("Test evaluation", body, "evaluation")]
+
+
+def detections(model, image: torch.Tensor, preprocess, device, precision: Precision) -> dict:
+    """The model's detections for one uint8 image, boxes (and masks) in its own pixels."""
+    inputs = preprocess(image)[None].to(device)
+    with torch.inference_mode(), precision.autocast():
+        found = model(inputs)[0]
+    height, width = image.shape[-2:]
+    scale = torch.tensor([width / inputs.shape[-1], height / inputs.shape[-2]] * 2)
+    out = {"boxes": found["boxes"].float().cpu() * scale, "labels": found["labels"].cpu(),
+           "scores": found["scores"].float().cpu()}
+    if "masks" in found:
+        masks = torch.nn.functional.interpolate(found["masks"].float().cpu(),
+                                                size=(height, width), mode="bilinear")
+        out["masks"] = masks[:, 0] > MASK_THRESHOLD
+    return out
+
+
+def drawn(image: torch.Tensor, found: dict, classes: list[str]) -> torch.Tensor:
+    """The image with each detection's mask, box, class and score drawn."""
+    picture = image if image.shape[0] == 3 else image[:1].expand(3, -1, -1)
+    colours = [colour(int(label)) for label in found["labels"]]
+    if "masks" in found and len(found["masks"]):
+        picture = draw_segmentation_masks(picture, found["masks"], alpha=0.45, colors=colours)
+    if not len(found["boxes"]):
+        return picture
+    labels = [f"{classes[int(k)] if int(k) < len(classes) else int(k)} {s:.2f}"
+              for k, s in zip(found["labels"], found["scores"])]
+    return draw_bounding_boxes(picture, found["boxes"], labels, colors=colours, width=2)
+
+
+def _png(path: Path, array) -> None:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def predict(model, preprocess, classes: list[str], files: list[str], device,
+            precision: Precision = FP32, out_dir: str | None = None,
+            score_threshold: float = SCORE_THRESHOLD, **_) -> dict:
+    """For each readable image: its detections above `score_threshold` as JSON (class, score,
+    box [x1, y1, x2, y2] in the image's pixels, and a mask PNG per object for instance
+    models) and a picture with them drawn, in `out_dir` (default: `detections` beside the
+    first image)."""
+    out = Path(out_dir) if out_dir else Path(files[0]).parent / "detections" if files else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UserError(f"--out-dir {out} is a file, not a folder.")
+    predictions, errors = [], []
+    for file in files:
+        try:
+            image = decode_image(file)
+        except UserError as exc:
+            errors.append({"file": str(file), "error": str(exc)})
+            continue
+        found = detections(model, image, preprocess, device, precision)
+        keep = found["scores"] >= score_threshold
+        found = {k: v[keep] for k, v in found.items()}
+        out.mkdir(parents=True, exist_ok=True)
+        stem = Path(file).stem
+        picture = out / f"{stem}_detections.png"
+        _png(picture, drawn(image, found, classes).permute(1, 2, 0).numpy())
+        items = []
+        for i, (box, label, score) in enumerate(zip(found["boxes"], found["labels"],
+                                                    found["scores"])):
+            item = {"class": classes[int(label)] if int(label) < len(classes) else str(int(label)),
+                    "score": float(score), "box": [round(float(v), 2) for v in box]}
+            if "masks" in found:
+                item["mask"] = str(out / f"{stem}_object{i}_mask.png")
+                _png(Path(item["mask"]), found["masks"][i].numpy().astype("uint8") * 255)
+            items.append(item)
+        predictions.append({"file": str(file), "picture": str(picture), "detections": items})
+    return {"predictions": predictions, "errors": errors}
+
+
+def format_predictions(result: dict) -> str:
+    lines = []
+    for item in result["predictions"]:
+        found = ", ".join(f"{d['class']} {d['score']:.2f} at "
+                          f"[{', '.join(f'{v:.0f}' for v in d['box'])}]" for d in item["detections"])
+        lines.append(f"{item['file']}: {found or 'nothing above the score threshold'}; "
+                     f"picture {item['picture']}")
+    return "\n".join(lines)
