@@ -108,7 +108,7 @@ def cmd_predict(args) -> int:
         raise UserError("give one or more image files after the run folder, or --pretrained MODEL.")
     else:
         result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device,
-                               out_dir=args.out_dir)
+                               out_dir=args.out_dir, score_threshold=args.score_threshold)
     _emit(args, result, format_predictions(result))
     for error in result["errors"]:
         print(f"cnnlab: {error['error']}", file=sys.stderr)
@@ -229,8 +229,10 @@ def _predict_args(parser) -> None:
         help="ImageNet classes from this pretrained model, e.g. efficientnet_lite0")
     add("--weights-file", help="with --pretrained: its weights from this file")
     add("--top-k", type=int, default=3, help="classes to show per image (default: 3)")
-    add("--out-dir", metavar="DIR", help="segmentation: where the mask and overlay pictures go "
-        "(default: masks/ beside the first image)")
+    add("--out-dir", metavar="DIR", help="segmentation and detection: where the pictures go "
+        "(default: masks/ or detections/ beside the first image)")
+    add("--score-threshold", type=float, default=0.5, metavar="T",
+        help="detection: leave out detections scored below T (default: 0.5)")
     add("--device", default="auto")
 
 

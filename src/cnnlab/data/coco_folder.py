@@ -46,7 +46,7 @@ import torch
 
 from ..errors import UserError
 from .boxed_files import ImageLeftOut, boxed_images
-from .boxes import empty_target
+from .boxes import BoxedImages, empty_target
 from .images import BadImage
 
 ANNOTATION_FILES = ("annotations.json", "instances.json")
@@ -55,7 +55,7 @@ IMAGES = "images"
 MIN_IMAGES = 3
 
 
-def coco_folder(path: str | Path):
+def coco_folder(path: str | Path) -> BoxedImages:
     """PATH/annotations.json (or instances.json) and PATH/images -> BoxedImages."""
     root = Path(path)
     if not root.is_dir():

@@ -19,15 +19,16 @@ BATCH = 64  # the batch the fast path is timed at, for many files
 
 
 def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
-                  device: str = "auto", out_dir: str | None = None) -> dict:
+                  device: str = "auto", out_dir: str | None = None,
+                  score_threshold: float = 0.5) -> dict:
     """Predictions for every readable file; unreadable ones are listed under "errors".
-    `top_k` is classification's; `out_dir` is where tasks that answer with pictures (masks)
-    write them."""
+    `top_k` is classification's, `score_threshold` detection's; `out_dir` is where tasks
+    that answer with pictures (masks, boxes) write them."""
     loaded = load_for_inference(run_dir, device, max(1, min(BATCH, len(files))))
     spec = loaded.run.spec
     return {"task": spec.config.task, **task_views(spec.config.task).predict(
         loaded.model, spec.preprocess, spec.classes, files, loaded.device, loaded.precision,
-        top_k=top_k, out_dir=out_dir)}
+        top_k=top_k, out_dir=out_dir, score_threshold=score_threshold)}
 
 
 def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str = "auto",
