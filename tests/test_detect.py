@@ -138,3 +138,39 @@ def test_wrong_pairings_of_task_model_and_data_are_one_sentence(tmp_path, capsys
     assert main(["train", "--task", "detect", "--model", "maskrcnn", "--dataset",
                  "shapes-objects", "--out", str(tmp_path / "b")]) == 2
     assert "made for --task instance" in capsys.readouterr().err
+    assert main(["train", "--dataset", "shapes-objects", "--out", str(tmp_path / "c")]) == 2
+    assert "holds boxes, not one class per image" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_detection_run_killed_mid_epoch_resumes_bit_identical(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    train = [sys.executable, "-m", "cnnlab", "train", "--task", "detect", "--model", "fcos",
+             "--model-kwargs", "backbone=resnet18", "--dataset", "shapes-objects", "--epochs",
+             "2", "--limit-batches", "4", "--batch-size", "4", "--checkpoint-every", "2",
+             "--deterministic", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same kernels in every process
+    straight, run = tmp_path / "straight", tmp_path / "killed"
+    done = subprocess.run([*train, "--out", str(straight)], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    process = subprocess.Popen([*train, "--out", str(run)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while not (run / "checkpoints" / "epoch-0002-step-000002.safetensors").exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    process.kill()  # SIGKILL, mid-epoch: no chance to clean up
+    process.wait()
+    assert not (run / "model.safetensors").exists()
+    resumed = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--resume", str(run),
+                              "--quiet"], env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (run / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+    losses = lambda folder: [json.loads(line)["train_loss"] for line in  # noqa: E731
+                             (folder / "metrics.jsonl").read_text().splitlines()]
+    assert losses(run) == losses(straight) and len(losses(run)) == 2

@@ -48,7 +48,7 @@ class BoxBatches:
             # v2 transforms draw from torch's global generator: give it a seed of its own
             # for this image in this pass, and leave the caller's state as it was.
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(hash((self.seed, pass_number, index)) & 0x7FFF_FFFF)
+                torch.manual_seed((self.seed * 1_000_003 + pass_number) * 1_000_033 + index)
                 image, target = self.augment(image, target)
         return image, target
 

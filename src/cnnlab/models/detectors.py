@@ -29,7 +29,6 @@ so that 64x64 shapes are neither blown up to 800 pixels nor looked for with 512-
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torchvision.models import detection as tvd
 from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -114,71 +113,63 @@ class DetectorNames:
         return list(self.score_layers)
 
 
-class FasterRCNN(DetectorNames, tvd.FasterRCNN):
+class TwoStage(DetectorNames):
+    """Faster R-CNN's construction, shared by Mask R-CNN (the options: detection.py)."""
+    prefix = ""  # torchvision's weights are named <prefix>_<backbone>_fpn
+
+    def __init__(self, num_classes: int, in_channels: int, backbone: str, min_size, max_size,
+                 anchor_sizes, frozen_norm: bool, fpn_channels: int, proposals: int,
+                 sampled_rois: int):
+        features = fpn_backbone(backbone, in_channels, (1, 2, 3, 4), LastLevelMaxPool(),
+                                frozen_norm, fpn_channels)
+        super().__init__(features, num_classes, rpn_anchor_generator=_anchors(anchor_sizes),
+                         **_sizes(min_size, max_size), **_two_stage(proposals, sampled_rois))
+        self.torchvision_name = f"{self.prefix}_{backbone}_fpn"
+
+
+class FasterRCNN(TwoStage, tvd.FasterRCNN):
     score_layers = ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred")
-
-    def __init__(self, num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet50",
-                 min_size: int | None = None, max_size: int | None = None,
-                 anchor_sizes=((32,), (64,), (128,), (256,), (512,)), frozen_norm: bool = False,
-                 fpn_channels: int = FPN_CHANNELS, proposals: int = 2000,
-                 sampled_rois: int = 512):
-        features = fpn_backbone(backbone, in_channels, (1, 2, 3, 4), LastLevelMaxPool(),
-                                frozen_norm, fpn_channels)
-        super().__init__(features, num_classes, rpn_anchor_generator=_anchors(anchor_sizes),
-                         **_sizes(min_size, max_size), **_two_stage(proposals, sampled_rois))
-        self.torchvision_name = f"fasterrcnn_{backbone}_fpn"
+    prefix = "fasterrcnn"
 
 
-class MaskRCNN(DetectorNames, tvd.MaskRCNN):
+class MaskRCNN(TwoStage, tvd.MaskRCNN):
     score_layers = (*FasterRCNN.score_layers, "roi_heads.mask_predictor.mask_fcn_logits")
-
-    def __init__(self, num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet50",
-                 min_size: int | None = None, max_size: int | None = None,
-                 anchor_sizes=((32,), (64,), (128,), (256,), (512,)), frozen_norm: bool = False,
-                 fpn_channels: int = FPN_CHANNELS, proposals: int = 2000,
-                 sampled_rois: int = 512):
-        features = fpn_backbone(backbone, in_channels, (1, 2, 3, 4), LastLevelMaxPool(),
-                                frozen_norm, fpn_channels)
-        super().__init__(features, num_classes, rpn_anchor_generator=_anchors(anchor_sizes),
-                         **_sizes(min_size, max_size), **_two_stage(proposals, sampled_rois))
-        self.torchvision_name = f"maskrcnn_{backbone}_fpn"
+    prefix = "maskrcnn"
 
 
-def _three_per_octave(sizes):
-    # RetinaNet's anchors: three sizes per level, 2^0, 2^(1/3) and 2^(2/3) times the base.
-    return tuple(tuple(int(s * 2 ** (k / 3)) for s in level for k in range(3)) for level in sizes)
+class OneStage(DetectorNames):
+    """RetinaNet's and FCOS's construction: a pyramid on layer2..layer4 plus P6 and P7."""
+    prefix = ""
 
-
-class RetinaNet(DetectorNames, tvd.RetinaNet):
-    score_layers = ("head.classification_head.cls_logits",)
-
-    def __init__(self, num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet50",
-                 min_size: int | None = None, max_size: int | None = None,
-                 anchor_sizes=((32,), (64,), (128,), (256,), (512,)), frozen_norm: bool = False,
-                 fpn_channels: int = FPN_CHANNELS):
+    def __init__(self, num_classes: int, in_channels: int, backbone: str, min_size, max_size,
+                 anchor_sizes, frozen_norm: bool, fpn_channels: int):
         features = fpn_backbone(backbone, in_channels, (2, 3, 4),
                                 LastLevelP6P7(fpn_channels, fpn_channels), frozen_norm,
                                 fpn_channels)
-        super().__init__(features, num_classes,
-                         anchor_generator=_anchors(_three_per_octave(anchor_sizes)),
+        super().__init__(features, num_classes, anchor_generator=self.anchors(anchor_sizes),
                          **_sizes(min_size, max_size))
-        self.torchvision_name = f"retinanet_{backbone}_fpn"
+        self.torchvision_name = f"{self.prefix}_{backbone}_fpn"
 
 
-class FCOS(DetectorNames, tvd.FCOS):
+class RetinaNet(OneStage, tvd.RetinaNet):
     score_layers = ("head.classification_head.cls_logits",)
+    prefix = "retinanet"
 
-    def __init__(self, num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet50",
-                 min_size: int | None = None, max_size: int | None = None,
-                 anchor_sizes=((8,), (16,), (32,), (64,), (128,)), frozen_norm: bool = False,
-                 fpn_channels: int = FPN_CHANNELS):
-        features = fpn_backbone(backbone, in_channels, (2, 3, 4),
-                                LastLevelP6P7(fpn_channels, fpn_channels), frozen_norm,
-                                fpn_channels)
+    @staticmethod
+    def anchors(sizes) -> AnchorGenerator:
+        # three sizes per level, 2^0, 2^(1/3) and 2^(2/3) times the base, three shapes each
+        return _anchors(tuple(tuple(int(s * 2 ** (k / 3)) for s in level for k in range(3))
+                              for level in sizes))
+
+
+class FCOS(OneStage, tvd.FCOS):
+    score_layers = ("head.classification_head.cls_logits",)
+    prefix = "fcos"
+
+    @staticmethod
+    def anchors(sizes) -> AnchorGenerator:
         # FCOS has no anchor boxes; the generator only marks one location per stride.
-        super().__init__(features, num_classes, anchor_generator=_anchors(anchor_sizes, (1.0,)),
-                         **_sizes(min_size, max_size))
-        self.torchvision_name = f"fcos_{backbone}_fpn"
+        return _anchors(sizes, (1.0,))
 
 
 def _torchvision_built(builder, cls_name: str, score_layers, weights_name: str):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.task import Headline
+from ..errors import UserError
 from ..models.base import AuxOutputs
 
 
@@ -61,7 +62,11 @@ class Classify:
         return cls(config.label_smoothing)
 
     def targets(self, splits):
-        """A data set's class labels are already what classification learns from."""
+        """A data set's class labels are already what classification learns from; a set of
+        boxes has none (its per-image labels only stratify the split)."""
+        if getattr(splits.train, "targets", None) is not None:
+            raise UserError(f"data set {splits.name} holds boxes, not one class per image; "
+                            "train it with --task detect (or --task instance).")
         return splits
 
     def loss(self, outputs, labels: torch.Tensor):

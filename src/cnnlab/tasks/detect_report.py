@@ -3,21 +3,17 @@ IoU .50:.95, at .50 and .75, recall, AP per class), and for new images the boxes
 scores (and masks) drawn on each picture and listed in JSON, in the image's own pixels."""
 from __future__ import annotations
 
-import io
 from html import escape
 from pathlib import Path
 
 import torch
-from PIL import Image
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ..accel.precision import FP32, Precision
-from ..atomic import atomic_write_bytes
-from ..data.images import decode_image
 from ..engine.loop import evaluate
-from ..errors import UserError
 from ..webpage import section, table
 from .detect import MASK_THRESHOLD, Detect, Instance
+from .picture_files import output_folder, readable, write_png
 from .segment_report import colour
 
 SCORE_THRESHOLD = 0.5  # predict's default: detections below it are left out
@@ -90,12 +86,6 @@ def drawn(image: torch.Tensor, found: dict, classes: list[str]) -> torch.Tensor:
     return draw_bounding_boxes(picture, found["boxes"], labels, colors=colours, width=2)
 
 
-def _png(path: Path, array) -> None:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "PNG")
-    atomic_write_bytes(path, buffer.getvalue())
-
-
 def predict(model, preprocess, classes: list[str], files: list[str], device,
             precision: Precision = FP32, out_dir: str | None = None,
             score_threshold: float = SCORE_THRESHOLD, **_) -> dict:
@@ -103,23 +93,16 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
     box [x1, y1, x2, y2] in the image's pixels, and a mask PNG per object for instance
     models) and a picture with them drawn, in `out_dir` (default: `detections` beside the
     first image)."""
-    out = Path(out_dir) if out_dir else Path(files[0]).parent / "detections" if files else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UserError(f"--out-dir {out} is a file, not a folder.")
+    out = output_folder(files, out_dir, "detections")
     predictions, errors = [], []
-    for file in files:
-        try:
-            image = decode_image(file)
-        except UserError as exc:
-            errors.append({"file": str(file), "error": str(exc)})
-            continue
+    for file, image in readable(files, errors):
         found = detections(model, image, preprocess, device, precision)
         keep = found["scores"] >= score_threshold
         found = {k: v[keep] for k, v in found.items()}
         out.mkdir(parents=True, exist_ok=True)
         stem = Path(file).stem
         picture = out / f"{stem}_detections.png"
-        _png(picture, drawn(image, found, classes).permute(1, 2, 0).numpy())
+        write_png(picture, drawn(image, found, classes).permute(1, 2, 0).numpy())
         items = []
         for i, (box, label, score) in enumerate(zip(found["boxes"], found["labels"],
                                                     found["scores"])):
@@ -127,7 +110,7 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
                     "score": float(score), "box": [round(float(v), 2) for v in box]}
             if "masks" in found:
                 item["mask"] = str(out / f"{stem}_object{i}_mask.png")
-                _png(Path(item["mask"]), found["masks"][i].numpy().astype("uint8") * 255)
+                write_png(Path(item["mask"]), found["masks"][i].numpy().astype("uint8") * 255)
             items.append(item)
         predictions.append({"file": str(file), "picture": str(picture), "detections": items})
     return {"predictions": predictions, "errors": errors}

@@ -4,25 +4,20 @@ section; `cnnlab predict`'s mask and overlay per image file.
 """
 from __future__ import annotations
 
-import io
 from html import escape
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
-from PIL import Image
 from torchvision.utils import draw_segmentation_masks
 
 from ..accel.precision import FP32, Precision
-from ..atomic import atomic_write_bytes
-from ..data.images import decode_image
 from ..engine.loop import evaluate
-from ..errors import UserError
 from ..figures import figure_bytes, save_figure
 from ..webpage import figure, section, table
 from .classify_figures import plot_confusion
 from .diagnostics import denormalise
+from .picture_files import output_folder, readable, write_png
 from .segment import Segment, Tally, confusions, image_mious
 
 CONFUSION, WORST = "confusion.png", "worst_masks.png"
@@ -155,16 +150,9 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
     """For each readable image file: its class-index mask as a PNG (at the image's own size),
     an overlay picture, and the fraction of pixels per class; in `out_dir` (default: a
     folder `masks` beside the first image)."""
-    out = Path(out_dir) if out_dir else Path(files[0]).parent / "masks" if files else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UserError(f"--out-dir {out} is a file, not a folder.")
+    out = output_folder(files, out_dir, "masks")
     predictions, errors = [], []
-    for file in files:
-        try:
-            image = decode_image(file)
-        except UserError as exc:
-            errors.append({"file": str(file), "error": str(exc)})
-            continue
+    for file, image in readable(files, errors):
         with torch.inference_mode(), precision.autocast():
             logits = model(preprocess(image)[None].to(device)).float()
         # scores back to the image's own size, then the best class per pixel
@@ -174,20 +162,14 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
         out.mkdir(parents=True, exist_ok=True)
         stem = Path(file).stem
         mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
-        _write_png(mask_path, mask.numpy())
-        _write_png(overlay_path, overlay(image, mask, len(classes)).permute(1, 2, 0).numpy())
+        write_png(mask_path, mask.numpy())
+        write_png(overlay_path, overlay(image, mask, len(classes)).permute(1, 2, 0).numpy())
         counts = torch.bincount(mask.flatten().long(), minlength=len(classes)).double()
         predictions.append({"file": str(file), "mask": str(mask_path),
                             "overlay": str(overlay_path),
                             "class_fractions": {name: float(f) for name, f in
                                                 zip(classes, counts / counts.sum())}})
     return {"predictions": predictions, "errors": errors}
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "PNG")
-    atomic_write_bytes(path, buffer.getvalue())
 
 
 def format_predictions(result: dict) -> str:
