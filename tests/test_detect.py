@@ -174,3 +174,22 @@ def test_a_detection_run_killed_mid_epoch_resumes_bit_identical(tmp_path):
     losses = lambda folder: [json.loads(line)["train_loss"] for line in  # noqa: E731
                              (folder / "metrics.jsonl").read_text().splitlines()]
     assert losses(run) == losses(straight) and len(losses(run)) == 2
+
+
+def test_a_detector_on_the_shipped_lite0_starts_from_its_imagenet_weights():
+    from cnnlab import TrainConfig
+    from cnnlab.training import prepare as preparing
+    from cnnlab.training.pretrained import pretrained_model
+    config = TrainConfig(task="detect", model="fcos", dataset="shapes-objects",
+                         pretrained="efficientnet_lite0", transfer="features", batch_size=4,
+                         limit_batches=1, device="cpu")
+    _, pipeline, built = preparing.prepare(config, torch.device("cpu"))
+    imagenet = pretrained_model("efficientnet_lite0")[0].state_dict()
+    for key, value in built.backbone.body.state_dict().items():
+        assert torch.equal(value, imagenet["features." + key]), key
+    trainable = {n for n, p in built.named_parameters() if p.requires_grad}
+    assert trainable and not any(n.startswith("backbone.body.") for n in trainable)
+    assert any(n.startswith("backbone.fpn.") for n in trainable)  # the pyramid is new
+    # the detector normalises its [0, 1] input the way Lite0 was trained
+    assert built.transform.image_mean == pytest.approx([127 / 255] * 3)
+    assert pipeline.preprocess.mean == (0.0, 0.0, 0.0)

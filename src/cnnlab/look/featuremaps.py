@@ -56,6 +56,8 @@ def traced_outputs(model, x: torch.Tensor, names: list[str]) -> dict[str, torch.
     """{name: output} from torchvision's feature extractor; None where torch.fx cannot trace
     the model, or a layer is no node of the traced graph (it never runs, or runs inside a
     module fx keeps whole), and the hooks decide instead."""
+    if getattr(model, "takes_targets", False):  # a detector: its training graph needs targets
+        return None
     try:
         # Only eval mode is run, so a train/eval difference in the graph is no concern.
         extractor = create_feature_extractor(model, return_nodes=names, suppress_diff_warning=True)

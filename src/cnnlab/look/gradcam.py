@@ -99,6 +99,9 @@ def grad_cam(model, x: torch.Tensor, layer: str, wanted=None, classes=None
     if maps is None or maps.dim() != 4:
         raise UserError(f"layer '{layer}' gives no feature maps to explain; Grad-CAM needs a "
                         "convolutional layer.")
+    if not isinstance(logits, torch.Tensor):
+        raise UserError("Grad-CAM explains a class score per image or per pixel; this model "
+                        "answers with a list of detections (look at it with featuremaps).")
     names = classes or [str(i) for i in range(logits.shape[1])]
     pixels = None
     if logits.dim() == 4:  # a score per class and pixel

@@ -120,11 +120,21 @@ def _holds_convolution(module: nn.Module) -> bool:
 
 
 def _feature_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The children of the feature extractor (model.features), or of the model itself."""
-    features = getattr(model, "features", None)
+    """The children of the feature extractor (model.features, or where the model says it
+    is: a detector's backbone.body), or of the model itself."""
+    path = getattr(model, "features_path", "features")
+    features = model.get_submodule(path) if _has(model, path) else None
     if isinstance(features, nn.Module):
-        return [(f"features.{n}", m) for n, m in features.named_children()]
+        return [(f"{path}.{n}", m) for n, m in features.named_children()]
     return list(model.named_children())
+
+
+def _has(model: nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
 
 
 def _run_order(model: nn.Module, x: torch.Tensor) -> list[tuple[str, nn.Module, bool]]:

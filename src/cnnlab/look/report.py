@@ -53,9 +53,10 @@ def curves_section(run_dir: Path, headline) -> str:
                   "validation") if curves.is_file() else "<p>This run has no curves.png.</p>"
     if history:
         last = history[-1]
-        body += (f"<p>After epoch {last['epoch']}: training {headline.key} "
-                 f"{headline.show(last['train_' + headline.key])}, validation {headline.key} "
-                 f"{headline.show(last['val_' + headline.key])}.</p>")
+        shown = [f"{split} {headline.key} {headline.show(last[f'{key}_{headline.key}'])}"
+                 for key, split in (("train", "training"), ("val", "validation"))
+                 if f"{key}_{headline.key}" in last]  # a detector has no training mAP
+        body += f"<p>After epoch {last['epoch']}: {', '.join(shown)}.</p>"
     return section("Learning curves", body, "curves")
 
 
@@ -68,7 +69,8 @@ def inside_sections(run_dir: Path, spec: runs.RunSpec, device: str) -> list[str]
     kernels = kernel_grid(subject.model, model_name=subject.name)
     image, target = first_test_image(spec.config)
     picture, grids = layer_grids(subject, image)
-    named = f" (class {spec.classes[int(target)]})" if target.dim() == 0 else ""
+    one_class = isinstance(target, torch.Tensor) and target.dim() == 0  # not a mask or boxes
+    named = f" (class {spec.classes[int(target)]})" if one_class else ""
     caption = f"the first test image{named} through every convolution stage"
     return [section("Filters", figure(figure_bytes(draw_kernels(kernels)),
                                       f"kernels of {kernels.layer}"), "filters"),

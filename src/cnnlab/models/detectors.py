@@ -95,6 +95,15 @@ def _two_stage(proposals: int, sampled_rois: int) -> dict:
             "box_batch_size_per_image": sampled_rois}
 
 
+def _inside(backbone: str) -> dict:
+    """How the detector normalises its [0, 1] input: ImageNet's statistics (torchvision's
+    default, what its ResNets were trained on), or Lite0's (x - 127/255) / (128/255)."""
+    if backbone == "efficientnet_lite0":
+        from .efficientnet import LITE_MEAN, LITE_STD
+        return {"image_mean": list(LITE_MEAN), "image_std": list(LITE_STD)}
+    return {}
+
+
 def _sizes(min_size, max_size) -> dict:
     return {"min_size": min_size or COCO_MIN_SIZE, "max_size": max_size or COCO_MAX_SIZE}
 
@@ -108,9 +117,15 @@ class DetectorNames:
     # In training mode it takes the targets too and returns its losses (tasks/detect.py), so
     # no step can be timed on images alone (accel/fastpath.py keeps the defaults).
     takes_targets = True
+    features_path = "backbone.body"  # the stages featuremaps and report show (look/)
 
     def classifier_names(self) -> list[str]:
         return list(self.score_layers)
+
+    def pretrained_part(self) -> tuple[str, str]:
+        """Where --pretrained's ImageNet weights go (training/transfer.py): the pyramid's
+        body, whose keys are the classifier's (Lite0's under `features.`)."""
+        return "backbone.body", "features." if "stem" in self.backbone.body else ""
 
 
 class TwoStage(DetectorNames):
@@ -123,7 +138,8 @@ class TwoStage(DetectorNames):
         features = fpn_backbone(backbone, in_channels, (1, 2, 3, 4), LastLevelMaxPool(),
                                 frozen_norm, fpn_channels)
         super().__init__(features, num_classes, rpn_anchor_generator=_anchors(anchor_sizes),
-                         **_sizes(min_size, max_size), **_two_stage(proposals, sampled_rois))
+                         **_sizes(min_size, max_size), **_two_stage(proposals, sampled_rois),
+                         **_inside(backbone))
         self.torchvision_name = f"{self.prefix}_{backbone}_fpn"
 
 
@@ -147,7 +163,7 @@ class OneStage(DetectorNames):
                                 LastLevelP6P7(fpn_channels, fpn_channels), frozen_norm,
                                 fpn_channels)
         super().__init__(features, num_classes, anchor_generator=self.anchors(anchor_sizes),
-                         **_sizes(min_size, max_size))
+                         **_sizes(min_size, max_size), **_inside(backbone))
         self.torchvision_name = f"{self.prefix}_{backbone}_fpn"
 
 

@@ -28,9 +28,10 @@ MASK_THRESHOLD = 0.5  # Mask R-CNN's per-pixel probabilities -> the object's mas
 COCO_AREA = 800 * 800  # the image area torchvision's detector defaults are made for
 
 
-def mean_average_precision(instance: bool):
-    """torchmetrics' COCO evaluation, for boxes (and masks); a UserError when the `detect`
-    extra is missing."""
+def mean_average_precision(instance: bool, curves: bool = False):
+    """torchmetrics' COCO evaluation, for boxes (and masks); with `curves`, also the
+    precision at each recall (COCO's 101 points) for the precision-recall curves. A
+    UserError when the `detect` extra is missing."""
     try:
         from torchmetrics.detection import MeanAveragePrecision
         import pycocotools  # noqa: F401  (the backend torchmetrics is asked to use)
@@ -38,7 +39,8 @@ def mean_average_precision(instance: bool):
         raise UserError("detection metrics need pycocotools and torchmetrics: pip install "
                         "'cnnlab[detect]'.") from None
     return MeanAveragePrecision(iou_type=("bbox", "segm") if instance else "bbox",
-                                class_metrics=True, backend="pycocotools")
+                                class_metrics=True, backend="pycocotools",
+                                extended_summary=curves)
 
 
 def _on_cpu(item: dict, instance: bool) -> dict:
@@ -59,6 +61,9 @@ class DetectionEvaluation:
     masks: dict[str, float] | None
     per_class: dict[int, dict[str, float]] = field(default_factory=dict)
     images: int = 0
+    # box precision at recall 0, .01, ..., 1 per class (IoU .5, all areas, 100 detections);
+    # only when the tally was asked for curves
+    curves: dict[int, list[float]] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         found = dict(self.boxes)
@@ -82,9 +87,9 @@ class DetectionTally:
     """Predictions and targets of one evaluation pass, on the CPU, for COCO's evaluation at
     the end (AP needs every detection of the pass ranked together)."""
 
-    def __init__(self, instance: bool = False):
-        self.instance = instance
-        self.metric = mean_average_precision(instance)
+    def __init__(self, instance: bool = False, curves: bool = False):
+        self.instance, self.curves = instance, curves
+        self.metric = mean_average_precision(instance, curves)
         self.images = 0
 
     def add(self, inputs, outputs: list[dict], targets: list[dict]) -> None:
@@ -104,7 +109,13 @@ class DetectionTally:
         if classes is not None and aps is not None:
             for index, ap in zip(classes.reshape(-1).tolist(), aps.reshape(-1).tolist()):
                 per_class[int(index)] = {"ap": float(ap)}
-        return DetectionEvaluation(boxes, masks, per_class, self.images)
+        curves = {}
+        precision = found.get("bbox_precision" if self.instance else "precision")
+        if self.curves and precision is not None and classes is not None:
+            # T x R x K x A x M: IoU .5 is T = 0, all areas A = 0, 100 detections M = -1
+            for k, index in enumerate(classes.reshape(-1).tolist()):
+                curves[int(index)] = precision[0, :, k, 0, -1].clamp(min=0).tolist()
+        return DetectionEvaluation(boxes, masks, per_class, self.images, curves)
 
 
 class Detect:

@@ -7,16 +7,19 @@ from html import escape
 from pathlib import Path
 
 import torch
+from matplotlib.figure import Figure
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ..accel.precision import FP32, Precision
 from ..engine.loop import evaluate
-from ..webpage import section, table
-from .detect import MASK_THRESHOLD, Detect, Instance
+from ..figures import save_figure
+from ..webpage import figure, section, table
+from .detect import MASK_THRESHOLD, Detect, DetectionTally, Instance
 from .picture_files import output_folder, readable, write_png
 from .segment_report import colour
 
 SCORE_THRESHOLD = 0.5  # predict's default: detections below it are left out
+CURVES = "precision_recall.png"
 
 
 def _task(instance: bool) -> Detect:
@@ -27,11 +30,33 @@ def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: P
                       precision: Precision = FP32) -> tuple[dict, list]:
     heads = getattr(model, "roi_heads", None)
     instance = heads is not None and heads.has_mask()  # Mask R-CNN
-    result = evaluate(model, batches, _task(instance), precision)
-    per_class = [{"class": classes[index] if 0 <= index < len(classes) else str(index),
-                  "ap": None if found["ap"] < 0 else found["ap"]}
+    result = evaluate(model, batches, _task(instance), precision,
+                      accumulator=DetectionTally(instance, curves=True))
+    name = lambda index: classes[index] if 0 <= index < len(classes) else str(index)  # noqa
+    per_class = [{"class": name(index), "ap": None if found["ap"] < 0 else found["ap"]}
                  for index, found in sorted(result.per_class.items())]
-    return {"images": result.images, **result.metrics(), "per_class": per_class}, []
+    save_figure(curves_figure({name(k): v for k, v in sorted(result.curves.items())}),
+                run_dir / CURVES)
+    return {"images": result.images, **result.metrics(), "per_class": per_class,
+            "pictures": [str(run_dir / CURVES)]}, []
+
+
+def curves_figure(curves: dict[str, list[float]]) -> Figure:
+    """Precision against recall per class at IoU .5: the curve whose area is AP@.5."""
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.subplots()
+    recall = [r / 100 for r in range(101)]
+    for name, precision in curves.items():
+        ax.plot(recall, precision, label=name)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("precision-recall at IoU 0.5, per class", fontsize=10)
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=8)
+    return fig
 
 
 def format_report(report: dict) -> str:
@@ -44,6 +69,7 @@ def format_report(report: dict) -> str:
     lines += ["", f"{'class':>{width}}   box AP"]
     lines += [f"{c['class']:>{width}}  {'-' if c['ap'] is None else format(c['ap'], '7.2%')}"
               for c in report["per_class"]]
+    lines.append(f"pictures: {', '.join(report['pictures'])}")
     return "\n".join(lines)
 
 
@@ -53,7 +79,9 @@ def report_sections(report: dict, details, classes: list[str], run_dir: Path) ->
     masks = (f", mask mAP@.5 {report['mask_map50']:.2%}" if "mask_map50" in report else "")
     body = (f"<p>Test box mAP <b>{report['map']:.2%}</b> (IoU .50:.95), mAP@.5 "
             f"{report['map50']:.2%}{escape(masks)} on {report['images']} images.</p>"
-            + table(("class", "box AP"), rows))
+            + '<div class="figures">' + figure((run_dir / CURVES).read_bytes(),
+                                               "precision-recall at IoU 0.5, per class")
+            + "</div>" + table(("class", "box AP"), rows))
     return [section("Test evaluation", body, "evaluation")]
 
 

@@ -50,7 +50,11 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
     if record is None or as_backbone:
         (channels, height, width), kwargs = _model_args(config, info, splits,
                                                         record.name if as_backbone else None)
-        preprocess = None if record is None else dataclasses.replace(
+        # the pretrained network's normalisation, unless the model normalises inside (the
+        # detectors: torchvision's transform, given the backbone's statistics)
+        inside = record is not None and info.mean == (0.0,) * channels and info.std == (
+            1.0,) * channels
+        preprocess = None if record is None or inside else dataclasses.replace(
             record.preprocess, channels=channels, size=(height, width), resize=None)
         pipeline = make_pipeline(config, splits, channels, (height, width), device, world,
                                  preprocess=preprocess)

@@ -94,19 +94,21 @@ def pretrained_model(name: str, weights_file=None, **options) -> tuple[nn.Module
     return model, record
 
 
-def load_backbone(backbone: nn.Module, name: str, weights_file=None) -> None:
-    """`name`'s ImageNet weights into a segmenter's backbone: every tensor the backbone has,
-    taken from the classifier's state dict under the same key (its head's are not needed)."""
+def load_backbone(backbone: nn.Module, name: str, weights_file=None, prefix: str = "") -> None:
+    """`name`'s ImageNet weights into a segmenter's or detector's backbone: every tensor the
+    backbone has, taken from the classifier's state dict under `prefix` + the same key (its
+    head's are not needed)."""
     record = pretrained_record(name)
     state = read_state(record, weights_file)
     source = str(weights_file) if weights_file is not None else record.source
     own = backbone.state_dict()
-    missing = [key for key in own if key not in state]
-    wrong = [key for key in own if key in state and state[key].shape != own[key].shape]
+    missing = [key for key in own if prefix + key not in state]
+    wrong = [key for key in own if prefix + key in state
+             and state[prefix + key].shape != own[key].shape]
     if missing or wrong:
         what = f"missing {missing[:3]}" if missing else f"other shapes for {wrong[:3]}"
         raise UserError(f"the weights from {source} do not fit the {name} backbone ({what}).")
-    backbone.load_state_dict({key: state[key] for key in own})
+    backbone.load_state_dict({key: state[prefix + key] for key in own})
 
 
 def imagenet_classes() -> list[str]:

@@ -42,26 +42,36 @@ def build(config: TrainConfig, num_classes: int) -> nn.Module:
     return model
 
 
+def pretrained_part(model: nn.Module) -> tuple[str, str] | None:
+    """(the submodule an ImageNet classifier's weights fill, the prefix of their keys in the
+    classifier's state dict) for a segmenter or detector; None for a classifier. A segmenter's
+    `backbone` holds the classifier's keys as they are; a detector's pyramid wraps them in
+    `backbone.body` (and the pyramid itself is new)."""
+    chosen = getattr(model, "pretrained_part", None)
+    if chosen is not None:
+        return chosen()
+    return ("backbone", "") if isinstance(getattr(model, "backbone", None), nn.Module) else None
+
+
 def start_backbone(model: nn.Module, config: TrainConfig) -> nn.Module:
-    """A segmenter whose `backbone` starts from --pretrained's ImageNet weights (frozen for
-    `features`), or stays random for `scratch`."""
+    """A segmenter or detector whose backbone starts from --pretrained's ImageNet weights
+    (frozen for `features`), or stays random for `scratch`."""
     if config.transfer == "scratch":
         return model
-    load_backbone(model.backbone, config.pretrained, config.weights_file)
+    name, prefix = pretrained_part(model)
+    load_backbone(model.get_submodule(name), config.pretrained, config.weights_file, prefix)
     if config.transfer == "features":
         freeze_backbone(model)
     return model
 
 
-def _is_segmenter(model: nn.Module) -> bool:
-    return isinstance(getattr(model, "backbone", None), nn.Module)
-
-
 def head_parameter_names(model: nn.Module) -> set[str]:
     """The parameters that start fresh: the class-score layer(s) that reset_classifier
-    replaces, or everything outside a segmenter's pretrained backbone."""
-    if _is_segmenter(model):
-        return {name for name, _ in model.named_parameters() if not name.startswith("backbone.")}
+    replaces, or everything outside a segmenter's or detector's pretrained backbone."""
+    part = pretrained_part(model)
+    if part is not None:
+        return {name for name, _ in model.named_parameters()
+                if not name.startswith(part[0] + ".")}
     return {f"{layer}.{name}" for layer in model.classifier_names()
             for name, _ in model.get_submodule(layer).named_parameters()}
 
