@@ -111,10 +111,16 @@ def main() -> None:
     model, optimizer = fresh()
     ours = best_rate(lambda: train_one_epoch(model, batches, Segment(), optimizer),
                      args.epochs, args.images)
+    write_results("segment_unet", "unet (depth 3, width 16), 32x32x3 shapes masks, flip + "
+                  "shift, batch 32, float32: training images per second", args, baseline, ours)
+
+
+def write_results(name: str, title: str, args, baseline: dict[int, float], ours: float) -> None:
+    """benchmarks/results/NAME.{json,md}: the references' rates per worker count, cnnlab's,
+    and the ratio to the best reference; the table is printed too."""
     best = max(baseline.values())
     report = {
-        "benchmark": "unet (depth 3, width 16), 32x32x3 shapes masks, flip + shift, batch 32, "
-                     "float32: training images per second",
+        "benchmark": title,
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}",
         "images": args.images, "timed_epochs": args.epochs,
         "reference_images_per_second": {f"{w} workers": v for w, v in baseline.items()},
@@ -122,13 +128,13 @@ def main() -> None:
         "speedup_vs_best_reference": ours / best,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "segment_unet.json").write_text(json.dumps(report, indent=2) + "\n")
-    lines = [f"# {report['benchmark']}", "", f"{report['machine']}; {args.images} images, "
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+    lines = [f"# {title}", "", f"{report['machine']}; {args.images} images, "
              f"best of {args.epochs} timed epochs", "", "| path | images/s |", "|---|---|"]
     lines += [f"| torchvision references' way, {w} | {v:,.0f} |"
               for w, v in report["reference_images_per_second"].items()]
     lines += [f"| cnnlab | {ours:,.0f} |", "", f"cnnlab / best reference: {ours / best:.2f}x"]
-    (RESULTS / "segment_unet.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -193,3 +193,16 @@ def test_a_detector_on_the_shipped_lite0_starts_from_its_imagenet_weights():
     # the detector normalises its [0, 1] input the way Lite0 was trained
     assert built.transform.image_mean == pytest.approx([127 / 255] * 3)
     assert pipeline.preprocess.mean == (0.0, 0.0, 0.0)
+
+
+def test_an_images_errors_count_missed_objects_and_detections_of_nothing():
+    from cnnlab.tasks.detect_report import errors_in
+    truth = {"boxes": torch.tensor([[0., 0., 10., 10.], [20., 20., 30., 30.]]),
+             "labels": torch.tensor([1, 2])}
+    found = {"boxes": torch.tensor([[1., 1., 10., 10.], [0., 0., 10., 10.], [40., 40., 50., 50.],
+                                    [20., 20., 30., 30.]]),
+             "labels": torch.tensor([1, 1, 1, 1]), "scores": torch.tensor([.9, .8, .7, .2])}
+    # the first finds object 1; the second is a duplicate of it; the third finds nothing;
+    # the fourth is scored below the threshold; object 2 (class 2) is missed
+    assert errors_in(found, truth) == 3
+    assert errors_in({k: v[:1] for k, v in found.items()}, {k: v[:1] for k, v in truth.items()}) == 0

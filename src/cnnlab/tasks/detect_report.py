@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 from matplotlib.figure import Figure
+from torchvision.ops import box_iou
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ..accel.precision import FP32, Precision
@@ -20,6 +21,69 @@ from .segment_report import colour
 
 SCORE_THRESHOLD = 0.5  # predict's default: detections below it are left out
 CURVES = "precision_recall.png"
+WORST = "worst_detections.png"
+WORST_COUNT = 6
+MATCH_IOU = 0.5  # a detection finds an object when their boxes overlap this much
+
+
+def errors_in(found: dict, truth: dict) -> int:
+    """Objects missed plus detections of nothing, for one image: detections scored at least
+    SCORE_THRESHOLD, matched greedily by score to an unmatched object of the same class with
+    IoU >= MATCH_IOU (COCO's rule at IoU .5)."""
+    keep = found["scores"] >= SCORE_THRESHOLD
+    boxes, labels = found["boxes"][keep], found["labels"][keep]
+    order = found["scores"][keep].argsort(descending=True)
+    overlaps = box_iou(boxes, truth["boxes"]) if len(boxes) and len(truth["boxes"]) else None
+    matched, false = set(), 0
+    for d in order.tolist():
+        best, best_iou = None, MATCH_IOU
+        for t in range(len(truth["boxes"])):
+            if t in matched or int(truth["labels"][t]) != int(labels[d]):
+                continue
+            if overlaps is not None and float(overlaps[d, t]) >= best_iou:
+                best, best_iou = t, float(overlaps[d, t])
+        if best is None:
+            false += 1
+        else:
+            matched.add(best)
+    return false + len(truth["boxes"]) - len(matched)
+
+
+class WithWorst(DetectionTally):
+    """COCO's evaluation, also keeping the WORST_COUNT images with the most errors (missed
+    objects plus detections of nothing) with their objects and detections."""
+
+    def __init__(self, instance: bool):
+        super().__init__(instance, curves=True)
+        self.worst, self.seen = [], 0
+
+    def add(self, inputs, outputs: list[dict], targets: list[dict]) -> None:
+        super().add(inputs, outputs, targets)
+        for i, (found, truth) in enumerate(zip(outputs, targets)):
+            found = {k: v.detach().cpu() for k, v in found.items() if k != "masks"}
+            truth = {k: v.cpu() for k, v in truth.items() if k != "masks"}
+            # the detectors see [0, 1] pixels: back to uint8 for drawing
+            image = (inputs[i].float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+            self.worst.append((-errors_in(found, truth), self.seen + i, image, truth, found))
+        self.worst = sorted(self.worst, key=lambda w: (w[0], w[1]))[:WORST_COUNT]
+        self.seen += len(targets)
+
+
+def worst_figure(worst: list, classes: list[str]) -> Figure:
+    """Each of the worst images: its objects (left), the detections above the threshold
+    (right)."""
+    fig = Figure(figsize=(6, 2.6 * max(1, len(worst))))
+    axes = fig.subplots(max(1, len(worst)), 2, squeeze=False)
+    for row, (errors, index, image, truth, found) in zip(axes, worst):
+        shown = {k: v[found["scores"] >= SCORE_THRESHOLD] for k, v in found.items()}
+        sides = (drawn(image, {**truth, "scores": torch.ones(len(truth["labels"]))}, classes),
+                 drawn(image, shown, classes))
+        for ax, picture, title in zip(row, sides, (f"#{index}: the objects",
+                                                   f"detected ({-errors} errors)")):
+            ax.imshow(picture.permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
+    return fig
 
 
 def _task(instance: bool) -> Detect:
@@ -30,15 +94,17 @@ def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: P
                       precision: Precision = FP32) -> tuple[dict, list]:
     heads = getattr(model, "roi_heads", None)
     instance = heads is not None and heads.has_mask()  # Mask R-CNN
-    result = evaluate(model, batches, _task(instance), precision,
-                      accumulator=DetectionTally(instance, curves=True))
+    gather = WithWorst(instance)
+    result = evaluate(model, batches, _task(instance), precision, accumulator=gather)
     name = lambda index: classes[index] if 0 <= index < len(classes) else str(index)  # noqa
     per_class = [{"class": name(index), "ap": None if found["ap"] < 0 else found["ap"]}
                  for index, found in sorted(result.per_class.items())]
     save_figure(curves_figure({name(k): v for k, v in sorted(result.curves.items())}),
                 run_dir / CURVES)
+    save_figure(worst_figure(gather.worst, classes), run_dir / WORST)
     return {"images": result.images, **result.metrics(), "per_class": per_class,
-            "pictures": [str(run_dir / CURVES)]}, []
+            "worst": [{"index": w[1], "errors": -w[0]} for w in gather.worst],
+            "pictures": [str(run_dir / CURVES), str(run_dir / WORST)]}, gather.worst
 
 
 def curves_figure(curves: dict[str, list[float]]) -> Figure:
@@ -69,6 +135,8 @@ def format_report(report: dict) -> str:
     lines += ["", f"{'class':>{width}}   box AP"]
     lines += [f"{c['class']:>{width}}  {'-' if c['ap'] is None else format(c['ap'], '7.2%')}"
               for c in report["per_class"]]
+    lines.append("\nworst images (most errors): " + ", ".join(
+        f"#{w['index']} {w['errors']}" for w in report["worst"][:5]))
     lines.append(f"pictures: {', '.join(report['pictures'])}")
     return "\n".join(lines)
 
@@ -82,7 +150,12 @@ def report_sections(report: dict, details, classes: list[str], run_dir: Path) ->
             + '<div class="figures">' + figure((run_dir / CURVES).read_bytes(),
                                                "precision-recall at IoU 0.5, per class")
             + "</div>" + table(("class", "box AP"), rows))
-    return [section("Test evaluation", body, "evaluation")]
+    worst_body = (f"<p>The {len(details)} test images with the most errors (objects missed "
+                  f"plus detections of nothing, scores from {SCORE_THRESHOLD}, IoU "
+                  f"{MATCH_IOU}): the objects on the left, the detections on the right.</p>"
+                  + figure((run_dir / WORST).read_bytes(), "worst test images"))
+    return [section("Test evaluation", body, "evaluation"),
+            section("Worst images", worst_body, "worst-images")]
 
 
 def detections(model, image: torch.Tensor, preprocess, device, precision: Precision) -> dict:
