@@ -129,6 +129,8 @@ def test_an_instance_run_reports_mask_map(tmp_path, capsys):
                  "backbone=resnet18", *SMOKE, "--out", str(tmp_path / "inst"), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert {"test_map50", "test_mask_map", "test_mask_map50"} <= result.keys()
+    chosen = json.loads((tmp_path / "inst" / "config.json").read_text())["model"]["kwargs"]
+    assert (chosen["fpn_channels"], chosen["mask_channels"]) == (64, 128)  # small images
 
 
 def test_wrong_pairings_of_task_model_and_data_are_one_sentence(tmp_path, capsys):

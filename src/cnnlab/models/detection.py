@@ -28,10 +28,10 @@ def fasterrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "res
 def maskrcnn(num_classes: int = 91, in_channels: int = 3, backbone: str = "resnet50",
              min_size: int | None = None, max_size: int | None = None,
              anchor_sizes=COCO_ANCHORS, frozen_norm: bool = False, fpn_channels: int = 256,
-             proposals: int = 2000, sampled_rois: int = 512):
+             proposals: int = 2000, sampled_rois: int = 512, mask_channels: int = 256):
     from .detectors import MaskRCNN
     return MaskRCNN(num_classes, in_channels, backbone, min_size, max_size, anchor_sizes,
-                    frozen_norm, fpn_channels, proposals, sampled_rois)
+                    frozen_norm, fpn_channels, proposals, sampled_rois, mask_channels)
 
 
 @register_model(family="retinanet", task="detect", paper="Lin, Goyal, Girshick, He & Dollar "
