@@ -43,12 +43,12 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
     if record is not None and not as_backbone:
         config = dataclasses.replace(config, model=record.name)
     # What the task learns from: class labels, or masks in place of them for segmentation.
-    splits = make_task(config.task, config).targets(
-        load_dataset(config.dataset, config.data_dir, config.download))
+    task = make_task(config.task, config)
+    splits = task.targets(load_dataset(config.dataset, config.data_dir, config.download))
     if config.augment == "auto":
         config = dataclasses.replace(config, augment=splits.augment)
     if record is None or as_backbone:
-        (channels, height, width), kwargs = _model_args(config, info, splits,
+        (channels, height, width), kwargs = _model_args(config, info, splits, task,
                                                         record.name if as_backbone else None)
         # the pretrained network's normalisation, unless the model normalises inside (the
         # detectors: torchvision's transform, given the backbone's statistics)
@@ -89,14 +89,14 @@ def make_pipeline(config: TrainConfig, splits, channels: int, size, device,
     return pipeline
 
 
-def _model_args(config: TrainConfig, info, splits, backbone: str | None = None):
+def _model_args(config: TrainConfig, info, splits, task, backbone: str | None = None):
     """The model's input size (C, H, W) and options: --model-kwargs, --norm, the layout that
     torchvision's weights need, the pretrained `backbone`, and the stem that suits the images
     (models/registry.plan_input: small images train ImageNet architectures through their
     small-input stem, not at 224x224)."""
     image_size = typical_size(splits.train)
     # a task's own choices from the data (a detector's sizes and anchors) come first
-    chosen = getattr(make_task(config.task, config), "model_options", None)
+    chosen = getattr(task, "model_options", None)
     chosen = chosen(info, splits, image_size) if chosen else {}
     if set(chosen) - set(config.model_kwargs):
         LOGGER.info("chosen from the data (--model-kwargs overrides): " + ", ".join(
