@@ -16,6 +16,7 @@ from torchvision import datasets
 from torchvision.datasets import utils as dataset_utils
 from torchvision.ops import masks_to_boxes
 
+from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
 from cnnlab.data.box_augment import BoxAugment, _geometry, augment_one, box_preset
 from cnnlab.data.boxes import mask_boxes, to_tv
@@ -24,6 +25,7 @@ from cnnlab.data.coco_folder import coco_folder
 from cnnlab.data.detection_sets import PENN_FUDAN_SIDE, VOC_DETECTION_SIDE, VOC_OBJECTS
 from cnnlab.data.scenes import detection_shapes, generate_scenes
 from cnnlab.errors import UserError
+from cnnlab.tasks.coco_results import coco_results
 
 # pycocotools 2.0.11's decode under numpy 2 warns about a copy keyword; the masks are right.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -457,3 +459,52 @@ def test_an_image_without_objects_stays_a_negative_through_augmentation():
     assert out_image.shape == image.shape
     assert out["boxes"].shape == (0, 4) and out["masks"].shape == (0, 24, 32)
     assert out["labels"].dtype == torch.int64 and out["masks"].dtype == torch.uint8
+
+
+def test_a_coco_folder_trains_lists_what_it_skipped_and_predicts_coco_results(coco_set, tmp_path,
+                                                                             capsys):
+    from pycocotools.coco import COCO
+
+    root, _, broken = coco_set
+    run = tmp_path / "run"
+    assert main(["train", "--task", "detect", "--model", "fcos", "--model-kwargs",
+                 "backbone=resnet18", "--dataset", f"coco:{root}", "--epochs", "1",
+                 "--batch-size", "2", "--out", str(run), "--json"]) == 0
+    assert "test_map50" in json.loads(capsys.readouterr().out)
+    skipped = (run / "skipped.txt").read_text()
+    assert all(key in skipped and reason in skipped for key, reason in broken.items())
+
+    files = [str(root / "images" / name) for name in ("a.png", "sub/b.png")]
+    assert main(["predict", str(run), *files, "--score-threshold", "0", "--format", "coco",
+                 "--out-dir", str(tmp_path / "out"), "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)["coco_results"]
+    assert "2 of 2 image ids come from its annotations" in written["ids"]
+    assert isinstance(json.loads(Path(written["file"]).read_text()), list)
+
+    # what a trained model would find (one epoch finds nothing yet): the folder's own ids,
+    # and masks that pycocotools reads back as they were
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[6:16, 4:12] = True
+    found = {"boxes": torch.tensor([[4.0, 6.0, 12.0, 16.0]]), "labels": torch.tensor([2]),
+             "scores": torch.tensor([0.9]), "masks": mask[None]}
+    written = coco_results([(files[1], found), (files[0], found)], f"coco:{root}", tmp_path)
+    loaded = COCO(str(root / "annotations.json")).loadRes(written["file"])
+    first, second = loaded.loadAnns(loaded.getAnnIds())
+    assert (first["image_id"], second["image_id"]) == (2, 1)  # b.png's and a.png's ids
+    assert first["category_id"] == 7 and first["bbox"] == [4.0, 6.0, 8.0, 10.0]  # cat: id 7
+    assert (loaded.annToMask(first) == mask.numpy()).all()
+    # a file the annotations do not list: the number in its name, and the result says so
+    written = coco_results([(str(tmp_path / "000042.png"), found)], f"coco:{root}", tmp_path)
+    assert "0 of 1 image ids come from its annotations" in written["ids"]
+    assert json.loads(Path(written["file"]).read_text())[0]["image_id"] == 42
+
+
+def test_predict_format_coco_on_a_classification_run_is_one_sentence(tmp_path, capsys):
+    run = tmp_path / "clf"
+    assert main(["train", "--dataset", "digits", "--epochs", "1", "--limit-batches", "1",
+                 "--out", str(run)]) == 0
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    capsys.readouterr()
+    assert main(["predict", str(run), str(image), "--format", "coco"]) == 2
+    assert "--format coco is for detect and instance runs" in capsys.readouterr().err

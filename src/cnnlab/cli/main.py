@@ -108,7 +108,8 @@ def cmd_predict(args) -> int:
         raise UserError("give one or more image files after the run folder, or --pretrained MODEL.")
     else:
         result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device,
-                               out_dir=args.out_dir, score_threshold=args.score_threshold)
+                               out_dir=args.out_dir, score_threshold=args.score_threshold,
+                               output_format=args.output_format)
     _emit(args, result, format_predictions(result))
     for error in result["errors"]:
         print(f"cnnlab: {error['error']}", file=sys.stderr)
@@ -233,6 +234,9 @@ def _predict_args(parser) -> None:
         "(default: masks/ or detections/ beside the first image)")
     add("--score-threshold", type=float, default=0.5, metavar="T",
         help="detection: leave out detections scored below T (default: 0.5)")
+    add("--format", dest="output_format", choices=("cnnlab", "coco"), default="cnnlab",
+        help="detection: coco also writes the detections as a COCO results file "
+        "(detections.coco.json, as pycocotools' loadRes reads it)")
     add("--device", default="auto")
 
 

@@ -86,11 +86,23 @@ def coco_folder(path: str | Path) -> BoxedImages:
         problems.append((str(listing), f"annotation(s) {shown} have no segmentation while others "
                                        "have one: the set is loaded with boxes only, without "
                                        "instance masks."))
-    mask_api = _mask_api() if with_masks else None
-    items = [(file, partial(_target, file, width, height, by_image[key], labels, mask_api,
+    api = mask_api() if with_masks else None
+    items = [(file, partial(_target, file, width, height, by_image[key], labels, api,
                             listing.name), _lost(by_image[key]))
              for key, (file, width, height) in images.items()]
     return boxed_images(items, names, problems, source=str(root), least=MIN_IMAGES)
+
+
+def coco_ids(path: str | Path) -> tuple[dict[int, object], dict[str, object]]:
+    """The ids a COCO results file must use for this folder's annotations: {cnnlab label
+    1..K: category id} and {resolved image path: image id}."""
+    root = Path(path)
+    listing = _annotation_file(root)
+    document = _read_json(listing)
+    labels, _ = _categories(document, listing)
+    images = _image_entries(document, listing, root / IMAGES, [])
+    return ({label: key for key, label in labels.items()},
+            {str(file.resolve()): key for key, (file, *_) in images.items()})
 
 
 def _lost(annotations: list[dict]) -> str:
@@ -181,7 +193,7 @@ def _annotations(document: dict, path: Path) -> list[dict]:
     return [entry if isinstance(entry, dict) else {"id": repr(entry)[:40]} for entry in entries]
 
 
-def _mask_api():
+def mask_api():
     try:
         from pycocotools import mask
     except ImportError:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..accel.device import resolve_device
 from ..accel.precision import FP32
+from ..errors import UserError
 from ..tasks import task_views
 from ..tasks.classify import Classify
 from ..tasks.classify_report import predict
@@ -20,15 +21,20 @@ BATCH = 64  # the batch the fast path is timed at, for many files
 
 def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
                   device: str = "auto", out_dir: str | None = None,
-                  score_threshold: float = 0.5) -> dict:
+                  score_threshold: float = 0.5, output_format: str = "cnnlab") -> dict:
     """Predictions for every readable file; unreadable ones are listed under "errors".
-    `top_k` is classification's, `score_threshold` detection's; `out_dir` is where tasks
-    that answer with pictures (masks, boxes) write them."""
+    `top_k` is classification's, `score_threshold` and `output_format` "coco" detection's;
+    `out_dir` is where tasks that answer with pictures (masks, boxes) write them."""
     loaded = load_for_inference(run_dir, device, max(1, min(BATCH, len(files))))
     spec = loaded.run.spec
-    return {"task": spec.config.task, **task_views(spec.config.task).predict(
+    views = task_views(spec.config.task)
+    if output_format not in getattr(views, "FORMATS", ("cnnlab",)):
+        raise UserError(f"--format {output_format} is for detect and instance runs; "
+                        f"{run_dir} is a {spec.config.task} run.")
+    return {"task": spec.config.task, **views.predict(
         loaded.model, spec.preprocess, spec.classes, files, loaded.device, loaded.precision,
-        top_k=top_k, out_dir=out_dir, score_threshold=score_threshold)}
+        top_k=top_k, out_dir=out_dir, score_threshold=score_threshold,
+        output_format=output_format, dataset=spec.config.dataset)}
 
 
 def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str = "auto",

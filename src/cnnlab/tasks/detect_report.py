@@ -16,6 +16,7 @@ from ..engine.loop import evaluate
 from ..figures import save_figure
 from ..webpage import figure, section, table
 from .detect import MASK_THRESHOLD, Detect, DetectionTally, Instance
+from .coco_results import coco_results
 from .picture_files import output_folder, readable, write_png
 from .segment_report import colour
 
@@ -187,19 +188,26 @@ def drawn(image: torch.Tensor, found: dict, classes: list[str]) -> torch.Tensor:
     return draw_bounding_boxes(picture, found["boxes"], labels, colors=colours, width=2)
 
 
+# what predict --format can write besides the pictures and the JSON on stdout
+FORMATS = ("cnnlab", "coco")
+
+
 def predict(model, preprocess, classes: list[str], files: list[str], device,
             precision: Precision = FP32, out_dir: str | None = None,
-            score_threshold: float = SCORE_THRESHOLD, **_) -> dict:
+            score_threshold: float = SCORE_THRESHOLD, output_format: str = "cnnlab",
+            dataset: str = "", **_) -> dict:
     """For each readable image: its detections above `score_threshold` as JSON (class, score,
     box [x1, y1, x2, y2] in the image's pixels, and a mask PNG per object for instance
     models) and a picture with them drawn, in `out_dir` (default: `detections` beside the
-    first image)."""
+    first image); `output_format` "coco" adds them all as one COCO results file
+    (coco_results.py; `dataset`, the run's, supplies the annotations' ids)."""
     out = output_folder(files, out_dir, "detections")
-    predictions, errors = [], []
+    predictions, errors, kept = [], [], []
     for file, image in readable(files, errors):
         found = detections(model, image, preprocess, device, precision)
         keep = found["scores"] >= score_threshold
         found = {k: v[keep] for k, v in found.items()}
+        kept.append((str(file), found))
         out.mkdir(parents=True, exist_ok=True)
         stem = Path(file).stem
         picture = out / f"{stem}_detections.png"
@@ -214,7 +222,10 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
                 write_png(Path(item["mask"]), found["masks"][i].numpy().astype("uint8") * 255)
             items.append(item)
         predictions.append({"file": str(file), "picture": str(picture), "detections": items})
-    return {"predictions": predictions, "errors": errors}
+    result = {"predictions": predictions, "errors": errors}
+    if output_format == "coco" and kept:
+        result["coco_results"] = coco_results(kept, dataset, out)
+    return result
 
 
 def format_predictions(result: dict) -> str:
@@ -224,4 +235,7 @@ def format_predictions(result: dict) -> str:
                           f"[{', '.join(f'{v:.0f}' for v in d['box'])}]" for d in item["detections"])
         lines.append(f"{item['file']}: {found or 'nothing above the score threshold'}; "
                      f"picture {item['picture']}")
+    if "coco_results" in result:
+        written = result["coco_results"]
+        lines.append(f"COCO results: {written['file']} ({written['ids']})")
     return "\n".join(lines)
