@@ -97,3 +97,15 @@ def test_ratios_pair_contenders_within_rounds_so_a_slow_stretch_hits_both():
     twice_the_steps = {"steps_per_round": 20, "round_seconds": [1.0, 4.0, 4.0]}
     assert paired_ratio(twice_the_steps, b) == pytest.approx(1.0)
     assert paired_ratio(a, None) is None  # a contender left out (Lightning not installed)
+
+
+@pytest.mark.parametrize("task", ["segment", "detect"])
+def test_a_tasks_quick_bench_sets_cnnlab_beside_the_references_loop(task, tmp_path, capsys):
+    assert main(["bench", "--task", task, "--quick", "--json", "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["task"] == task and result["reference_images_per_second"]["0 workers"] > 0
+    assert result["speedup_vs_best_reference"] == pytest.approx(
+        result["cnnlab_images_per_second"] / max(result["reference_images_per_second"].values()))
+    assert [t["goal"] for t in result["targets"]] == [1.0]
+    markdown = (tmp_path / f"{result['created'][:10]}-{task}-quick.md").read_text()
+    assert "cnnlab / best reference" in markdown

@@ -124,3 +124,13 @@ def test_a_folder_of_small_images_trains_imagenet_models_through_the_small_stem(
                  "--limit-batches", "1", "--workers", "0", "--out", str(out), "--quiet"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["model"]["kwargs"]["stem"] == "small" and config["preprocess"]["size"][0] <= 64
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_folder_too_small_to_hold_images_out_is_one_sentence(tmp_path, capsys, count):
+    for i in range(count):
+        (tmp_path / "data" / "cat").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(tmp_path / "data" / "cat" / f"{i}.png")
+    assert main(["train", "--dataset", f"folder:{tmp_path / 'data'}", "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "it needs at least 3" in capsys.readouterr().err

@@ -16,6 +16,9 @@ figure is the best of several interleaved rounds, and the claims are ratios with
     measure.py    clocks, memory, FLOPs and the matmul peak
     report.py     the machine, ratios and targets; the JSON file
     tables.py     the Markdown tables
+
+`cnnlab bench --task segment|detect` times a task's training beside torchvision's
+reference scripts instead (task_speed.py; segmentation.py, detection.py; task_suite.py).
 """
 from .report import write_results
 from .suite import run_bench

@@ -51,6 +51,7 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags, --config and --recipe describe."""
+    from ..config.recipes import recipe_for
     from ..config.train_config import TrainConfig, load_config_file
     if getattr(args, "resume", None):  # the run's own config.json, not the defaults
         from ..training.run import resume_config
@@ -61,7 +62,19 @@ def config_from_args(args: argparse.Namespace):
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if hasattr(args, f.name)}
     # A recipe sets defaults only: the file's keys and the flags given both override it.
-    config = TrainConfig.for_recipe(given.get("recipe", from_file.get("recipe")))
+    named = given.get("recipe", from_file.get("recipe"))
+    recipe = recipe_for(named, given.get("task", from_file.get("task")))
+    config = TrainConfig.for_recipe(recipe)
+    chosen = {**from_file, **given}
+    if recipe is not None and (chosen.get("model", config.model) != config.model
+                               or chosen.get("pretrained")):
+        # the recipe's model options are its model's (a backbone), not another's
+        config = dataclasses.replace(config, model_kwargs={})
+    if recipe != named and not args.quiet:
+        from ..config.recipes import recipe_defaults
+        print(f"cnnlab: --task {config.task} starts from the {recipe} recipe (" + ", ".join(
+            f"{k} {v}" for k, v in recipe_defaults(recipe).items()
+            if k not in chosen and k != "task") + "); flags override it.", file=sys.stderr)
     if from_file:
         config = config.updated(from_file, source=f"config file {args.config}")
     if "model_kwargs" in given:
@@ -104,12 +117,10 @@ def cmd_predict(args) -> int:
     if args.pretrained:  # no run folder: the first positional is an image too
         result = predict_pretrained(args.pretrained, [args.run, *args.images], top_k=args.top_k,
                                     device=args.device, weights_file=args.weights_file)
-    elif not args.images:
-        raise UserError("give one or more image files after the run folder, or --pretrained MODEL.")
-    else:
+    else:  # with no images only a task that makes its own (a GAN) answers: predict_files
         result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device,
                                out_dir=args.out_dir, score_threshold=args.score_threshold,
-                               output_format=args.output_format)
+                               output_format=args.output_format, count=args.count)
     _emit(args, result, format_predictions(result))
     for error in result["errors"]:
         print(f"cnnlab: {error['error']}", file=sys.stderr)
@@ -183,6 +194,14 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_stylize(args) -> int:
+    from .stylize import options
+    from ..stylize.command import format_stylize, stylize
+    result = stylize(**options(args), quiet=args.quiet)
+    _emit(args, result, format_stylize(result))
+    return 0
+
+
 def cmd_datasets(args) -> int:
     if args.action == "stats":
         from ..data.stats import dataset_stats
@@ -204,6 +223,14 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.task != "classify":
+        from ..bench.task_speed import task_markdown
+        from ..bench.task_suite import run_task_bench, write_task_results
+        result = run_task_bench(args.task, args.quick)
+        paths = write_task_results(result, args.out, quick=args.quick)
+        result["files"] = [str(p) for p in paths]
+        _emit(args, result, f"{task_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
+        return 0
     from ..bench import markdown, run_bench, write_results
     from ..bench.workloads import FULL, QUICK
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
@@ -237,6 +264,8 @@ def _predict_args(parser) -> None:
     add("--format", dest="output_format", choices=("cnnlab", "coco"), default="cnnlab",
         help="detection: coco also writes the detections as a COCO results file "
         "(detections.coco.json, as pycocotools' loadRes reads it)")
+    add("--count", type=int, metavar="N", help="gan, with no IMAGE: new images to draw "
+        "(default: 64; into --out-dir, default ./generated)")
     add("--device", default="auto")
 
 
@@ -252,6 +281,8 @@ def _bench_args(parser) -> None:
     add("--quick", action="store_true",
         help="a step of each, in seconds: checks that it runs (numbers mean nothing)")
     add("--models", nargs="+", metavar="MODEL", help="only these workloads' models")
+    add("--task", choices=("classify", "segment", "detect"), default="classify",
+        help="segment or detect: that task's training beside torchvision's reference loop")
     add("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
     add("--device", default="auto")
     add("--compile", action="store_true", help="torch.compile cnnlab's model")
@@ -307,6 +338,8 @@ COMMANDS = [
      _from("look", "add_receptive_field_args"), cmd_receptive_field),
     ("report", "one self-contained HTML page about a run", _from("look", "add_report_args"),
      cmd_report),
+    ("stylize", "neural style transfer: CONTENT's picture in STYLE's style (Gatys et al. 2016)",
+     _from("stylize", "add_stylize_args"), cmd_stylize),
 ]
 
 

@@ -13,6 +13,10 @@ code is not copied; each technique is cnnlab's own:
     label smoothing, Nesterov momentum, a one-cycle learning-rate schedule
     an exponential moving average of the weights for evaluation                   (engine/ema.py)
     the logits of each test image and of its mirror image averaged                (tasks/tta.py)
+
+dcgan is Radford, Metz & Chintala's (2016) training of their GAN (models/dcgan.py,
+tasks/gan.py): Adam at 2e-4 with beta1 0.5, a constant rate, no augmentation. `--task gan`
+starts from it unless another recipe is named (TASK_RECIPES).
 """
 from __future__ import annotations
 
@@ -34,7 +38,51 @@ RECIPES = {
         "ema": 0.99,                # per step: the average spans about the last 100 steps
         "tta": "flip",
     },
+    "dcgan": {
+        "task": "gan",
+        "model": "dcgan",
+        "optimizer": "adam",        # one Adam over both networks: each update moves one (tasks/gan.py)
+        "lr": 2e-4,                 # per step, the paper's
+        "momentum": 0.5,            # Adam's beta1: 0.9 'resulted in training oscillation'
+        "weight_decay": 0.0,
+        "scheduler": "none",        # a constant rate
+        "label_smoothing": 0.0,
+        "augment": "none",
+        "batch_size": 64,           # real images per step (the paper: 128)
+        "epochs": 40,               # digits: 20 steps an epoch; 60 s on 2 CPU cores (measured)
+    },
+    "superres": {                   # --task superres (tasks/superres.py, models/superres.py)
+        "task": "superres",
+        "model": "espcn",
+        "dataset": "photos",        # 2,700 48x48 training patches; 3 photographs held out
+        "augment": "none",          # the input must stay paired with its target
+        "batch_size": 32,           # patches per step
+        "epochs": 30,               # 85 steps an epoch
+        "optimizer": "adam",
+        "lr": 0.003,                # peak rate, per step on the mean squared error
+        "weight_decay": 0.0,
+        "scheduler": "onecycle",
+    },
 }
+
+# The recipes `cnnlab train --task NAME` starts from, with no other flag, on built-in data.
+# unet-shapes, fasterrcnn-shapes and maskrcnn-shapes are the runs the README measures.
+for _task, _model, _extra in (
+        ("segment", "unet", {"dataset": "shapes"}),
+        ("detect", "fasterrcnn", {"dataset": "shapes-objects", "epochs": 4, "lr": 0.002,
+                                  "model_kwargs": {"backbone": "resnet18"}}),
+        ("instance", "maskrcnn", {"dataset": "shapes-objects", "epochs": 4, "lr": 0.002,
+                                  "model_kwargs": {"backbone": "resnet18"}})):
+    RECIPES[f"{_model}-shapes"] = {"task": _task, "model": _model, **_extra}
+
+# A task other than classification starts from its own recipe (it says so; flags override).
+TASK_RECIPES = {"gan": "dcgan", "superres": "superres", "segment": "unet-shapes",
+                "detect": "fasterrcnn-shapes", "instance": "maskrcnn-shapes"}
+
+
+def recipe_for(recipe: str | None, task: str | None) -> str | None:
+    """The recipe a run starts from: the one named, else its task's own (if any)."""
+    return recipe if recipe is not None else TASK_RECIPES.get(task)
 
 
 def recipe_defaults(name: str) -> dict:

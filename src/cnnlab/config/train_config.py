@@ -105,6 +105,8 @@ class TrainConfig:
     label_smoothing: float = _opt(0.1, "cross-entropy label smoothing in [0, 1)")
     dice: float = _opt(0.0, "--task segment: weight of the Dice loss added to the per-pixel "
                        "cross-entropy (0: none; 1 weighs them alike)")
+    scale: int = _opt(2, "--task superres: how many times larger the output image is on each "
+                      "side: 2, 3 or 4")
     ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
                       "weights, with this decay per step, e.g. 0.99 (0: off; engine/ema.py)")
     tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "
@@ -127,7 +129,8 @@ class TrainConfig:
                               "faster of the two in a few timed steps of this model)",
                               choices=("auto", *FORMATS))
     precision: str = _opt("auto", "number format: fp32, bf16, fp16 (mixed precision), or auto "
-                          "(bf16 or fp16 on CUDA GPUs, fp32 elsewhere)",
+                          "(bf16 or fp16 on CUDA GPUs; on a CPU with native bf16 the faster of fp32 and "
+                          "bf16 as timed by the fast path; fp32 elsewhere)",
                           choices=PRECISIONS)
     compile: bool = _opt(False, "torch.compile the model first (its seconds reported apart; "
                          "pays on GPUs, rarely on CPUs)")

@@ -105,6 +105,9 @@ CATALOG: dict[str, Entry] = {
     "voc-detection": Entry(_lazy(".detection_sets", "voc_detection"),
                            "PASCAL VOC 2012 photographs with boxes of 20 object classes, at "
                            "160x160", "torchvision layout (--download)"),
+    "photos": Entry(_lazy(".photo_patches", "photos"), "48x48 patches of 12 photographs for "
+                    "--task superres, 3 others held out whole (scikit-image, scikit-learn)",
+                    "built in", "none"),
 }
 USER_SETS: dict[str, Entry] = {
     "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),
@@ -116,6 +119,8 @@ USER_SETS: dict[str, Entry] = {
     "coco": Entry(_lazy(".coco_folder", "coco_folder"),
                   "PATH/annotations.json (or instances.json) in COCO's format, PATH/images/"
                   "<file_name>: boxes, and masks from polygons or RLE", "your files"),
+    "photos": Entry(_lazy(".photo_patches", "photo_folder"), "PATH/**/<photographs> cut into "
+                    "patches for --task superres, a fifth held out whole", "your files", "none"),
 }
 
 
@@ -205,6 +210,10 @@ def stratified_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tenso
         kept, held = train_test_split(everything, test_size=fraction, stratify=stratify,
                                       random_state=SPLIT_SEED)
     except ValueError:
+        if len(everything) < 2:  # nothing could be held out
+            raise UserError(f"the data set has {len(everything)} usable image(s); it needs at "
+                            "least 3, so that some can be held out for validation and "
+                            "testing.") from None
         kept, held = train_test_split(everything, test_size=fraction, random_state=SPLIT_SEED)
     return torch.from_numpy(kept), torch.from_numpy(held)
 

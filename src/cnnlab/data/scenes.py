@@ -19,8 +19,8 @@ import torch
 
 from ..errors import UserError
 from .boxes import BoxedImages, split_labels
-from .shapes import (CHUNK, CLASSES, MIN_IMAGE_SIZE, _backgrounds, _contrasting_colours,
-                     _rasterise, _tight_boxes)
+from .shapes import (CHUNK, CLASSES, MIN_IMAGE_SIZE, backgrounds, contrasting_colours,
+                     rasterise, tight_boxes)
 
 # Pixels of background kept between the boxes of two objects.
 GAP = 2
@@ -74,7 +74,7 @@ def generate_scenes(count: int, image_size: int = 64, seed: int = 0, max_objects
 def _draw_scenes(rng, n, size, max_objects, extent):
     """uint8 images n x 3 x size x size and their targets."""
     wanted = rng.integers(1, max_objects + 1, n)
-    background = _backgrounds(rng, n, size)
+    background = backgrounds(rng, n, size)
     placed = np.zeros((n, max_objects), dtype=bool)
     boxes = np.zeros((n, max_objects, 4), dtype=np.float32)
     masks = np.zeros((n, max_objects, size, size), dtype=bool)
@@ -84,8 +84,8 @@ def _draw_scenes(rng, n, size, max_objects, extent):
         for _ in range(PLACEMENT_TRIES):
             if not len(pending):
                 break
-            candidate = _rasterise(rng, classes[pending, slot], size, extent)
-            box = _tight_boxes(candidate)
+            candidate = rasterise(rng, classes[pending, slot], size, extent)
+            box = tight_boxes(candidate)
             fits = ~_near(box, boxes[pending, :slot], placed[pending, :slot])
             accepted = pending[fits]
             masks[accepted, slot], boxes[accepted, slot] = candidate[fits], box[fits]
@@ -97,7 +97,7 @@ def _draw_scenes(rng, n, size, max_objects, extent):
         if not len(rows):
             continue
         # Each object's colour stands out from the background around it, as in `shapes`.
-        colours = _contrasting_colours(rng, background[rows], boxes[rows, slot])
+        colours = contrasting_colours(rng, background[rows], boxes[rows, slot])
         images[rows] = np.where(masks[rows, slot][:, None], colours[:, :, None, None],
                                 images[rows])
     targets = []

@@ -105,15 +105,15 @@ def _check_arguments(count, image_size, min_fraction, max_fraction) -> None:
 
 def _draw_chunk(rng, labels, size, extent):
     """uint8 images, bool masks and float32 boxes for one batch of labels."""
-    masks = _rasterise(rng, labels, size, extent)
-    boxes = _tight_boxes(masks)
-    background = _backgrounds(rng, len(labels), size)
-    colours = _contrasting_colours(rng, background, boxes)
+    masks = rasterise(rng, labels, size, extent)
+    boxes = tight_boxes(masks)
+    background = backgrounds(rng, len(labels), size)
+    colours = contrasting_colours(rng, background, boxes)
     images = np.where(masks[:, None], colours[:, :, None, None], background)
     return images, masks, boxes
 
 
-def _rasterise(rng, labels, size, extent):
+def rasterise(rng, labels, size, extent):
     """Place each shape in a random square box inside the image and mark the pixels it covers.
 
     A pixel belongs to the shape when its centre does. Every shape is written in coordinates
@@ -158,7 +158,7 @@ def _triangle(u, v, orientation, apex):
             & (along >= t * height) & (along <= 1 - (1 - t) * height))
 
 
-def _tight_boxes(masks):
+def tight_boxes(masks):
     """x1, y1, x2, y2 on pixel edges: the smallest box holding every mask pixel whole."""
     columns, rows = masks.any(axis=1), masks.any(axis=2)
     x1 = columns.argmax(axis=1)
@@ -168,7 +168,7 @@ def _tight_boxes(masks):
     return np.stack([x1, y1, x2, y2], axis=1).astype(np.float32)
 
 
-def _backgrounds(rng, n, size):
+def backgrounds(rng, n, size):
     """uint8 backgrounds: a random base colour plus a random mix of gradient, stripes and noise.
 
     Each texture gets its own random strength per image (down to none), so some backgrounds are
@@ -201,7 +201,7 @@ def _backgrounds(rng, n, size):
     return np.clip(pixels, 0, 255, out=pixels).astype(np.uint8)
 
 
-def _contrasting_colours(rng, background, boxes):
+def contrasting_colours(rng, background, boxes):
     """A random colour per image, at least SHAPE_CONTRAST from the background in the shape's box.
 
     The first of several random tries that is far enough wins, so colours stay varied; if none

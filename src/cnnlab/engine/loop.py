@@ -113,6 +113,18 @@ class EpochTally:
 CHECK_EVERY = 100
 
 
+def optimizer_step(optimizer, loss: torch.Tensor, model: nn.Module, precision=FP32,
+                   clip_grad: float | None = None) -> None:
+    """One update from `loss`: gradients (scaled for fp16), clipped to norm `clip_grad` over
+    `model`'s parameters when asked, then the optimiser's step."""
+    optimizer.zero_grad(set_to_none=True)
+    precision.backward(loss)
+    if clip_grad:
+        precision.unscale(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    precision.step(optimizer)
+
+
 def train_one_epoch(model: nn.Module, batches: Iterable, task: Task, optimizer,
                     scheduler=None, on_step: Callable[[EpochTally], None] | None = None, *,
                     clip_grad: float | None = None, tally: EpochTally | None = None,
@@ -138,12 +150,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable, task: Task, optimizer,
         targets = to_device(targets, device)
         with precision.autocast():
             loss, outputs = task.loss(forward(model, inputs, targets), targets)
-        optimizer.zero_grad(set_to_none=True)
-        precision.backward(loss)
-        if clip_grad:
-            precision.unscale(optimizer)
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
-        precision.step(optimizer)
+        optimizer_step(optimizer, loss, model, precision, clip_grad)
         if scheduler is not None:
             scheduler.step()
         tally.add(loss, task.batch_sums(outputs, targets), len(targets))

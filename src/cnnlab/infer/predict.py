@@ -11,6 +11,7 @@ from pathlib import Path
 from ..accel.device import resolve_device
 from ..accel.precision import FP32
 from ..errors import UserError
+from ..runs import folder as runs
 from ..tasks import task_views
 from ..tasks.classify import Classify
 from ..tasks.classify_report import predict
@@ -21,10 +22,17 @@ BATCH = 64  # the batch the fast path is timed at, for many files
 
 def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
                   device: str = "auto", out_dir: str | None = None,
-                  score_threshold: float = 0.5, output_format: str = "cnnlab") -> dict:
+                  score_threshold: float = 0.5, output_format: str = "cnnlab",
+                  count: int | None = None) -> dict:
     """Predictions for every readable file; unreadable ones are listed under "errors".
     `top_k` is classification's, `score_threshold` and `output_format` "coco" detection's;
-    `out_dir` is where tasks that answer with pictures (masks, boxes) write them."""
+    `out_dir` is where tasks that answer with pictures (masks, boxes) write them. With no
+    files, a task that makes images (a GAN) draws `count` new ones; the others need files."""
+    if not files and not getattr(task_views(runs.read_spec(run_dir).config.task),
+                                 "GENERATES", False):
+        raise UserError("give one or more image files after the run folder, or --pretrained MODEL.")
+    if count is not None and count < 1:
+        raise UserError(f"--count must be a positive whole number, not {count}.")
     loaded = load_for_inference(run_dir, device, max(1, min(BATCH, len(files))))
     spec = loaded.run.spec
     views = task_views(spec.config.task)
@@ -34,7 +42,8 @@ def predict_files(run_dir: str | Path, files: list[str], top_k: int = 3,
     return {"task": spec.config.task, **views.predict(
         loaded.model, spec.preprocess, spec.classes, files, loaded.device, loaded.precision,
         top_k=top_k, out_dir=out_dir, score_threshold=score_threshold,
-        output_format=output_format, dataset=spec.config.dataset)}
+        output_format=output_format, dataset=spec.config.dataset,
+        **({"count": count} if count is not None else {}))}
 
 
 def predict_pretrained(name: str, files: list[str], top_k: int = 5, device: str = "auto",

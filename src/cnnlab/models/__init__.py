@@ -1,7 +1,7 @@
 """The model zoo. Importing a family's module registers its builders."""
-from . import (alexnet, cifar2, cifar_fast, cifar_resnet, deeplab, detection,  # noqa: F401
-               efficientnet, fcn, googlenet, lecture, lenet, lraspp, resnet, unet, vgg,
-               zfnet)
+from . import (alexnet, cifar2, cifar_fast, cifar_resnet, dcgan, deeplab, detection,  # noqa: F401
+               efficientnet, fcn, googlenet, lecture, lenet, lraspp, resnet, superres,
+               unet, vgg, zfnet)
 from .registry import (ModelInfo, create_model, list_models, model_info, parameter_count,
                        plan_input, register_model)
 

@@ -16,6 +16,10 @@ run's config.json records which one it trained.
     segment     a class for every pixel (segment.py, segment_report.py)
     detect      a box and a class for every object (detect.py, detect_report.py)
     instance    and a mask for every object: Mask R-CNN (the same two modules)
+    superres    the image `scale` times larger: SRCNN, ESPCN (superres.py, superres_report.py;
+                image_quality.py)
+    gan         new images like the data set's: DCGAN (gan.py, gan_report.py; gan_judge.py,
+                gan_samples.py, frechet.py)
 """
 from __future__ import annotations
 
@@ -38,6 +42,9 @@ TASKS = {
     "detect": TaskEntry("detect:Detect", "detect_report", "a box and a class for every object"),
     "instance": TaskEntry("detect:Instance", "detect_report",
                           "a box, a class and a mask for every object"),
+    "superres": TaskEntry("superres:SuperRes", "superres_report",
+                          "the image --scale times larger, sharper than bicubic"),
+    "gan": TaskEntry("gan:Gan", "gan_report", "new images like the data set's"),
 }
 
 

@@ -56,6 +56,8 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
             1.0,) * channels
         preprocess = None if record is None or inside else dataclasses.replace(
             record.preprocess, channels=channels, size=(height, width), resize=None)
+        if preprocess is None and hasattr(task, "preprocess"):  # a scale the task fixes (a GAN's [-1, 1])
+            preprocess = task.preprocess(channels, (height, width))
         pipeline = make_pipeline(config, splits, channels, (height, width), device, world,
                                  preprocess=preprocess)
     else:
@@ -111,7 +113,10 @@ def _model_args(config: TrainConfig, info, splits, task, backbone: str | None = 
         kwargs["backbone"] = backbone
     pretrained = (config.weights is not None or config.weights_file is not None
                   or backbone is not None)
-    (channels, height, width), kwargs = plan_input(info, image_size, kwargs, pretrained)
+    # a task that sizes the input itself (a GAN: the data's channels at its generator's side)
+    own_plan = getattr(task, "plan_input", None)
+    (channels, height, width), kwargs = (own_plan(info, splits, image_size, kwargs) if own_plan
+                                         else plan_input(info, image_size, kwargs, pretrained))
     with torch.device("meta"):  # a bad option fails now, not after the data is resized for it
         info.build(len(splits.classes), channels, **kwargs)
     return (channels, height, width), kwargs

@@ -90,6 +90,8 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     scheduler, per_batch = make_scheduler(optimizer, config, len(batches["train"]))
     wrapped = distributed.wrap(model, world, config.sync_bn)  # every process: rank 0's weights
     task = make_task(config.task, config)
+    if hasattr(task, "attach"):  # a task that writes files of its own (a GAN's samples, its judge)
+        task.attach(run_dir, world.main)
     run = session.Session(config, run_dir, wrapped, optimizer, scheduler, per_batch, batches,
                           world, task, quiet, precision=fast.precision,
                           ema=make_ema(model, config.ema) if config.ema else None)
