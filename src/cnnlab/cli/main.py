@@ -202,6 +202,25 @@ def cmd_stylize(args) -> int:
     return 0
 
 
+def cmd_verify(args) -> int:
+    """--task embed: are two images the same identity, at the run's validation threshold?"""
+    from ..infer.loaded import load_for_inference
+    from ..runs.folder import read_metrics
+    from ..tasks.embed_report import format_verify, verify_pair
+    loaded = load_for_inference(args.run, args.device)
+    if loaded.run.spec.config.task != "embed":
+        raise UserError(f"{args.run} trained --task {loaded.run.spec.config.task}; verify "
+                        "needs a run of --task embed.")
+    threshold = next((m["val_threshold"] for m in reversed(read_metrics(loaded.run.path))
+                      if "val_threshold" in m), None)
+    if threshold is None:
+        raise UserError(f"{args.run} has no validation threshold yet; train it for an epoch.")
+    result = verify_pair(loaded.model, loaded.run.spec.preprocess, [args.first, args.second],
+                         loaded.device, threshold, loaded.precision)
+    _emit(args, result, format_verify(result))
+    return 0
+
+
 def cmd_datasets(args) -> int:
     if args.action == "stats":
         from ..data.stats import dataset_stats
@@ -245,6 +264,13 @@ def cmd_bench(args) -> int:
 def _evaluate_args(parser) -> None:
     parser.add_argument("run", metavar="RUN", help="run folder written by cnnlab train")
     parser.add_argument("--split", default="test", help="test, val or train (default: test)")
+    parser.add_argument("--device", default="auto")
+
+
+def _verify_args(parser) -> None:
+    parser.add_argument("run", metavar="RUN", help="run folder written by cnnlab train --task embed")
+    parser.add_argument("first", metavar="A", help="an image file")
+    parser.add_argument("second", metavar="B", help="another image file")
     parser.add_argument("--device", default="auto")
 
 
@@ -340,6 +366,8 @@ COMMANDS = [
      cmd_report),
     ("stylize", "neural style transfer: CONTENT's picture in STYLE's style (Gatys et al. 2016)",
      _from("stylize", "add_stylize_args"), cmd_stylize),
+    ("verify", "--task embed: are images A and B the same identity? (cosine similarity against "
+     "the run's threshold)", _verify_args, cmd_verify),
 ]
 
 

@@ -75,9 +75,26 @@ for _task, _model, _extra in (
                                   "model_kwargs": {"backbone": "resnet18"}})):
     RECIPES[f"{_model}-shapes"] = {"task": _task, "model": _model, **_extra}
 
+# --task video (tasks/video.py, models/video.py): a small C3D on moving-shapes' clips. Measured
+# on 2 shared CPU cores: test accuracy 100% in 133 s; --model frame_average, the same recipe,
+# 25.8% (chance: 25%): the class is in the motion only.
+RECIPES["c3d-moving-shapes"] = {"task": "video", "model": "c3d", "dataset": "moving-shapes",
+                                "augment": "none",  # a mirror image would reverse the motion
+                                "batch_size": 64, "epochs": 4, "optimizer": "adam",
+                                "lr": 0.003, "weight_decay": 0.0, "scheduler": "onecycle"}
+
+# --task embed (tasks/embed.py, models/embedding.py): ArcFace on seven digits, verified on 7-9
+# (test AUC 0.900, TAR 38% at FAR 1e-2: measured; resnet20 with global pooling reached 0.697).
+RECIPES["embed-digits"] = {"task": "embed", "model": "embedding", "dataset": "digits",
+                           "model_kwargs": {"backbone": "lenet5", "embedding_dim": 64, "grid": 4},
+                           "holdout_classes": "7,8,9", "metric_loss": "arcface",
+                           "augment": "none", "epochs": 50, "optimizer": "adam", "lr": 0.01,
+                           "scheduler": "onecycle"}
+
 # A task other than classification starts from its own recipe (it says so; flags override).
 TASK_RECIPES = {"gan": "dcgan", "superres": "superres", "segment": "unet-shapes",
-                "detect": "fasterrcnn-shapes", "instance": "maskrcnn-shapes"}
+                "detect": "fasterrcnn-shapes", "instance": "maskrcnn-shapes",
+                "video": "c3d-moving-shapes", "embed": "embed-digits"}
 
 
 def recipe_for(recipe: str | None, task: str | None) -> str | None:

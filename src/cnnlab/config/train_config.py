@@ -107,6 +107,12 @@ class TrainConfig:
                        "cross-entropy (0: none; 1 weighs them alike)")
     scale: int = _opt(2, "--task superres: how many times larger the output image is on each "
                       "side: 2, 3 or 4")
+    metric_loss: str = _opt("arcface", "--task embed: ArcFace (additive angular margin 0.5, "
+                            "scale 30) or triplet (batch-hard, margin 0.2)",
+                            choices=("arcface", "triplet"))
+    holdout_classes: str = _opt("", "--task embed: classes kept out of training and validation, "
+                                "by name or index, comma-separated (e.g. 7,8,9); the test split "
+                                "then holds only them, to verify on identities never seen")
     ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
                       "weights, with this decay per step, e.g. 0.99 (0: off; engine/ema.py)")
     tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "

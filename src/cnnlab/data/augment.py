@@ -54,7 +54,7 @@ class Augment:
         return image
 
     def cutout_batch(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n, _, height, width = images.shape
+        n, height, width = len(images), *images.shape[-2:]  # clips too: N x T x C x H x W
         _, side = self.sizes(height)
         if not side:
             return images

@@ -105,6 +105,9 @@ CATALOG: dict[str, Entry] = {
     "voc-detection": Entry(_lazy(".detection_sets", "voc_detection"),
                            "PASCAL VOC 2012 photographs with boxes of 20 object classes, at "
                            "160x160", "torchvision layout (--download)"),
+    "moving-shapes": Entry(_lazy(".moving_shapes", "moving_shapes"),
+                           "clips of 8 32x32 frames, a shape moving up, down, left or right "
+                           "(--task video)", "generated", "none"),
     "photos": Entry(_lazy(".photo_patches", "photos"), "48x48 patches of 12 photographs for "
                     "--task superres, 3 others held out whole (scikit-image, scikit-learn)",
                     "built in", "none"),

@@ -20,6 +20,9 @@ run's config.json records which one it trained.
                 image_quality.py)
     gan         new images like the data set's: DCGAN (gan.py, gan_report.py; gan_judge.py,
                 gan_samples.py, frechet.py)
+    video       one class per clip: C3D, video ResNets (video.py, video_report.py)
+    embed       an embedding per image, ArcFace or triplet loss, verification on held-out
+                classes (embed.py, embed_report.py; metric_losses.py)
 """
 from __future__ import annotations
 
@@ -45,6 +48,9 @@ TASKS = {
     "superres": TaskEntry("superres:SuperRes", "superres_report",
                           "the image --scale times larger, sharper than bicubic"),
     "gan": TaskEntry("gan:Gan", "gan_report", "new images like the data set's"),
+    "video": TaskEntry("video:Video", "video_report", "one class per clip of frames"),
+    "embed": TaskEntry("embed:Embed", "embed_report",
+                       "an embedding per image, verified on held-out identities"),
 }
 
 

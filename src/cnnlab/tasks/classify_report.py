@@ -27,10 +27,14 @@ BATCH = 64  # images per forward pass in predict
 
 
 def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: Path,
-                      precision: Precision = FP32) -> tuple[dict, list[Mistake]]:
+                      precision: Precision = FP32, picture=None) -> tuple[dict, list[Mistake]]:
     """Accuracy, per-class precision/recall/F1, the confusion matrix, calibration and the top
-    losses of `model` over `batches`, with a picture of each written into `run_dir`."""
+    losses of `model` over `batches`, with a picture of each written into `run_dir`;
+    `picture` turns a wrong input into the image drawn (a clip into a film strip)."""
     result, mistakes = examine(model, batches, preprocess, precision=precision)
+    for mistake in mistakes if picture is not None else ():
+        if mistake.image is not None:
+            mistake.image = picture(mistake.image)
     labels, predicted = result.labels.numpy(), result.predictions.numpy()
     every_class = list(range(len(classes)))
     precisions, recall, f1, support = precision_recall_fscore_support(
