@@ -118,20 +118,26 @@ def _loss_cards(mistakes: list[Mistake], classes: list[str]) -> str:
             f'<ol class="losses">{"".join(cards)}</ol>')
 
 
+def preprocessed_files(preprocess, files: list[str]) -> tuple[list, list[str], list[dict]]:
+    """(each readable file preprocessed, their names, {"file", "error"} for the others). Each
+    file is resized on its own (sizes differ); callers then batch them."""
+    inputs, readable, errors = [], [], []
+    for file in files:
+        try:
+            inputs.append(preprocess(decode_image(file)))
+            readable.append(str(file))
+        except UserError as exc:
+            errors.append({"file": str(file), "error": str(exc)})
+    return inputs, readable, errors
+
+
 def predict(model, preprocess, classes: list[str], files: list[str], device,
             precision: Precision = FP32, top_k: int = 3, **_) -> dict:
     """Top-k classes of `model` (in evaluation mode) for each readable file; unreadable ones
     are listed under "errors". (Other tasks' options, such as out_dir, do not apply.)"""
     if top_k <= 0:
         raise UserError(f"--top-k must be a positive whole number, not {top_k}.")
-    inputs, readable, errors = [], [], []
-    for file in files:
-        try:
-            # Each file is resized on its own (sizes differ), then all go through in batches.
-            inputs.append(preprocess(decode_image(file)))
-            readable.append(str(file))
-        except UserError as exc:
-            errors.append({"file": str(file), "error": str(exc)})
+    inputs, readable, errors = preprocessed_files(preprocess, files)
     predictions = []
     for start in range(0, len(inputs), BATCH):
         with torch.inference_mode(), precision.autocast():

@@ -14,10 +14,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ..accel.precision import FP32, Precision
-from ..data.images import decode_image
 from ..errors import UserError
 from ..figures import save_figure
 from ..webpage import figure, section
+from .classify_report import preprocessed_files
 from .embed import FARS, far_key, pairs, roc, verification
 
 ROC_PNG = "roc.png"
@@ -86,13 +86,7 @@ def report_sections(report: dict, details, classes: list[str], run_dir: Path) ->
 
 def embed_files(model, preprocess, files: list[str], device, precision: Precision = FP32):
     """(embeddings of the readable files, their names, errors)."""
-    inputs, readable, errors = [], [], []
-    for file in files:
-        try:
-            inputs.append(preprocess(decode_image(file)))
-            readable.append(str(file))
-        except UserError as exc:
-            errors.append({"file": str(file), "error": str(exc)})
+    inputs, readable, errors = preprocessed_files(preprocess, files)
     out = []
     for start in range(0, len(inputs), BATCH):
         with torch.inference_mode(), precision.autocast():
