@@ -63,3 +63,22 @@ def test_stats_are_computed_on_the_training_split_and_cached(tmp_path, capsys):
     assert main(argv) == 0
     second = json.loads(capsys.readouterr().out)
     assert second["cached"] and second["mean"] == first["mean"]
+
+
+def test_a_damaged_stats_cache_is_rebuilt_saying_so(tmp_path, capsys, caplog):
+    (tmp_path / ".cnnlab-stats.json").write_bytes(b'{"digits": {"fingerpr')  # cut short
+    argv = ["datasets", "stats", "digits", "--data-dir", str(tmp_path), "--json"]
+    assert main(argv) == 0
+    assert "damaged" in caplog.text and not json.loads(capsys.readouterr().out)["cached"]
+    assert main(argv) == 0 and json.loads(capsys.readouterr().out)["cached"]
+
+
+def test_stats_of_a_folder_where_no_image_decodes_is_one_sentence(tmp_path, capsys):
+    for label in ("cat", "dog"):
+        for i in range(6):
+            (tmp_path / "imgs" / label).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "imgs" / label / f"{i}.png").write_bytes(b"not a png")
+    assert main(["datasets", "stats", f"folder:{tmp_path / 'imgs'}",
+                 "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "could be decoded" in err and "Traceback" not in err and len(err.splitlines()) == 1

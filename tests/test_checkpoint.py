@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-from cnnlab.atomic import atomic_write_bytes
+from cnnlab.atomic import TEMP_PREFIX, atomic_write_bytes, atomic_write_text
 from cnnlab.runs.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
 from cnnlab.errors import UserError
 
@@ -55,14 +58,43 @@ def test_a_failed_write_leaves_the_previous_file_and_stale_temporaries_are_clean
     target = tmp_path / "model.safetensors"
     atomic_write_bytes(target, b"first")
 
-    # A write killed half-way leaves a temporary file behind, never a half-written target.
-    (tmp_path / ".tmp-model.safetensors.abc").write_bytes(b"half")
+    # A write killed half-way leaves a temporary file behind, never a half-written target;
+    # the next write removes it because the process that made it is gone.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f"{TEMP_PREFIX}{gone}-model.safetensors.abc").write_bytes(b"half")
     with pytest.raises(TypeError):
         atomic_write_bytes(target, object())  # cannot be written: the save fails mid-way
     assert target.read_bytes() == b"first"
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]
     atomic_write_bytes(target, b"second")
     assert target.read_bytes() == b"second" and len(os.listdir(tmp_path)) == 1
+
+
+def test_the_clean_up_leaves_a_users_files_and_a_live_writers_temporary_alone(tmp_path):
+    mine = tmp_path / ".tmp-important-notes.txt"
+    mine.write_text("keep me")
+    live = tmp_path / f"{TEMP_PREFIX}{os.getppid()}-other.json.xyz"  # a live process's save
+    live.write_text("{")
+    atomic_write_text(tmp_path / "config.json", "{}")
+    assert mine.read_text() == "keep me" and live.exists()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "folder", "device"])
+def test_a_path_that_is_not_a_regular_file_is_refused_and_left_as_it_was(tmp_path, kind):
+    other = tmp_path / "elsewhere.txt"
+    other.write_text("a user's file")
+    target = tmp_path / "picture.png"
+    if kind == "symlink":
+        target.symlink_to(other)
+    elif kind == "folder":
+        target.mkdir()
+    else:
+        target = Path("/dev/null")
+    with pytest.raises(UserError, match="not a regular file"):
+        atomic_write_bytes(target, b"png")
+    assert other.read_text() == "a user's file"
+    assert target.is_symlink() or target.is_dir() or target.is_char_device()
 
 
 def test_weights_of_another_shape_are_a_clear_error(tmp_path):

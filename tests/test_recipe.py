@@ -75,6 +75,19 @@ def test_flags_and_config_files_override_the_recipe(tmp_path):
     assert (config.model, config.epochs, config.lr) == ("cifar_fast", 3, 0.05)
 
 
+def test_a_task_alone_starts_from_its_recipe_in_python_as_on_the_command_line():
+    """TrainConfig.from_dict({"task": "detect"}) trains what `cnnlab train --task detect` does;
+    a recipe's backbone stays with the recipe's model."""
+    detect = TrainConfig.from_dict({"task": "detect"})
+    assert (detect.recipe, detect.model, detect.dataset) == ("fasterrcnn-shapes", "fasterrcnn",
+                                                            "shapes-objects")
+    assert detect.model_kwargs == {"backbone": "resnet18"}
+    other = TrainConfig.from_dict({"task": "detect", "model": "ssdlite"})
+    assert (other.model, other.model_kwargs, other.dataset) == ("ssdlite", {}, "shapes-objects")
+    args = build_parser().parse_args(["train", "--task", "detect", "--model", "ssdlite", "--quiet"])
+    assert config_from_args(args) == other
+
+
 def test_without_a_recipe_the_defaults_are_unchanged():
     config = _config()
     assert config.recipe is None and config.ema == 0 and config.tta == "none"

@@ -69,6 +69,20 @@ def test_a_killed_run_resumes_to_bit_identical_weights(straight, tmp_path, kille
     assert [m["train_loss"] for m in ours] == [m["train_loss"] for m in theirs]
 
 
+def test_a_metrics_line_cut_by_sigkill_is_dropped_and_its_epoch_redone(straight, tmp_path):
+    run = tmp_path / "run"
+    _kill_when(_start(run), run, "epoch-0002-step-000000.safetensors")
+    with open(run / "metrics.jsonl", "a") as handle:  # what a kill mid-append leaves
+        handle.write('{"epoch": 2, "train_lo')
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--resume", str(run)],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "last line was cut short" in done.stderr
+    assert (run / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+    ours = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in ours] == [1, 2, 3]
+
+
 def test_sigterm_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     run = tmp_path / "run"
     process = _start(run, "--epochs", "50")

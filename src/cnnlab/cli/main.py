@@ -51,7 +51,6 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """The TrainConfig the flags, --config and --recipe describe."""
-    from ..config.recipes import recipe_for
     from ..config.train_config import TrainConfig, load_config_file
     if getattr(args, "resume", None):  # the run's own config.json, not the defaults
         from ..training.run import resume_config
@@ -62,15 +61,10 @@ def config_from_args(args: argparse.Namespace):
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if hasattr(args, f.name)}
     # A recipe sets defaults only: the file's keys and the flags given both override it.
-    named = given.get("recipe", from_file.get("recipe"))
-    recipe = recipe_for(named, given.get("task", from_file.get("task")))
-    config = TrainConfig.for_recipe(recipe)
     chosen = {**from_file, **given}
-    if recipe is not None and (chosen.get("model", config.model) != config.model
-                               or chosen.get("pretrained")):
-        # the recipe's model options are its model's (a backbone), not another's
-        config = dataclasses.replace(config, model_kwargs={})
-    if recipe != named and not args.quiet:
+    config = TrainConfig.starting_point(chosen)
+    recipe = config.recipe
+    if recipe != chosen.get("recipe") and not args.quiet:
         from ..config.recipes import recipe_defaults
         print(f"cnnlab: --task {config.task} starts from the {recipe} recipe (" + ", ".join(
             f"{k} {v}" for k, v in recipe_defaults(recipe).items()
@@ -199,6 +193,13 @@ def cmd_stylize(args) -> int:
     from ..stylize.command import format_stylize, stylize
     result = stylize(**options(args), quiet=args.quiet)
     _emit(args, result, format_stylize(result))
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import options
+    from ..serve.command import serve
+    serve(**options(args))
     return 0
 
 
@@ -366,6 +367,8 @@ COMMANDS = [
      cmd_report),
     ("stylize", "neural style transfer: CONTENT's picture in STYLE's style (Gatys et al. 2016)",
      _from("stylize", "add_stylize_args"), cmd_stylize),
+    ("serve", "classifiers over HTTP: /predict, /metrics and a web page with Grad-CAM",
+     _from("serve", "add_serve_args"), cmd_serve),
     ("verify", "--task embed: are images A and B the same identity? (cosine similarity against "
      "the run's threshold)", _verify_args, cmd_verify),
 ]

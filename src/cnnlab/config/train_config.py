@@ -24,7 +24,7 @@ from ..engine.optim import OPTIMIZERS, SCHEDULERS
 from ..models.weights import SOURCES
 from ..tasks import TASKS
 from ..tasks.tta import TTA
-from .recipes import RECIPES, recipe_defaults
+from .recipes import RECIPES, recipe_defaults, recipe_for
 
 
 def _opt(default, help: str, **extra):
@@ -197,8 +197,22 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> "TrainConfig":
-        """The defaults (a recipe's, if `values` names one) with `values` applied."""
-        return cls.for_recipe(values.get("recipe")).updated(values, source)
+        """The defaults `values` starts from (starting_point) with `values` applied."""
+        return cls.starting_point(values).updated(values, source)
+
+    @classmethod
+    def starting_point(cls, values: dict[str, Any]) -> "TrainConfig":
+        """The defaults a run described by `values` starts from: the recipe it names, else its
+        task's own recipe (TASK_RECIPES: `--task detect` alone trains what the README
+        measured), else TrainConfig's. A recipe's model options belong to the recipe's model
+        (a backbone), so they are dropped when `values` names another model or pretrained
+        weights."""
+        recipe = recipe_for(values.get("recipe"), values.get("task"))
+        config = cls.for_recipe(recipe)
+        if recipe is not None and (values.get("model", config.model) != config.model
+                                   or values.get("pretrained")):
+            config = dataclasses.replace(config, model_kwargs={})
+        return config
 
     @classmethod
     def for_recipe(cls, name: str | None) -> "TrainConfig":

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 
 from ..atomic import atomic_write_text
+from ..errors import UserError
+from ..logs import LOGGER
 from .catalog import FileSplit, load_dataset
 from .images import BadImage, decode_image
 from .transforms import channel_stats
@@ -41,9 +43,26 @@ def _file_stats(split: FileSplit) -> tuple[tuple, tuple, int]:
         total = flat.sum(1) if total is None else total + flat.sum(1)
         squares = (flat * flat).sum(1) if squares is None else squares + (flat * flat).sum(1)
         count, used = count + flat.shape[1], used + 1
+    if total is None:
+        raise UserError(f"none of the {len(split.files)} training images could be decoded, "
+                        "so there are no statistics to compute.")
     mean = total / count
     std = ((squares - count * mean * mean) / max(count - 1, 1)).clamp_min(0).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist()), used
+
+
+def _read_cache(path: Path) -> dict:
+    """The cache, or an empty one where it is missing or damaged (it is rebuilt, saying so)."""
+    if not path.is_file():
+        return {}
+    try:
+        cache = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        cache = None
+    if not isinstance(cache, dict):
+        LOGGER.warning("%s is damaged (not cnnlab's JSON); it is rebuilt.", path)
+        return {}
+    return cache
 
 
 def dataset_stats(name: str, data_dir: str = "data", download: bool = False) -> dict:
@@ -51,7 +70,7 @@ def dataset_stats(name: str, data_dir: str = "data", download: bool = False) -> 
     train = load_dataset(name, data_dir, download).train
     key, fingerprint = name, _fingerprint(train)
     cache_path = Path(data_dir) / CACHE
-    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
+    cache = _read_cache(cache_path)
     entry = cache.get(key)
     if entry and entry.get("fingerprint") == fingerprint:
         return {"dataset": name, **{k: entry[k] for k in ("mean", "std", "images")}, "cached": True}

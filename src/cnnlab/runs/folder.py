@@ -27,6 +27,7 @@ from .checkpoint import load_weights
 from ..config.train_config import TrainConfig
 from ..data.transforms import Preprocess
 from ..errors import UserError
+from ..logs import LOGGER
 from ..models import create_model
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -114,8 +115,24 @@ def append_metrics(run_dir: Path, metrics: dict) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    """One dict per epoch. A last line cut short (the process killed while appending it) is
+    dropped with a warning: its epoch is redone from the checkpoint on --resume. A damaged
+    line anywhere else is a one-sentence error."""
     path = Path(run_dir) / METRICS
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    if not path.exists():
+        return []
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise UserError(f"{path} line {number} is not JSON; the file was edited or "
+                                "damaged, so this run's history cannot be read.") from None
+            LOGGER.warning("%s: its last line was cut short (the run was killed while writing "
+                           "it) and is ignored.", path)
+    return rows
 
 
 def write_skipped(run_dir: Path, skipped: list[tuple[str, str]]) -> None:
