@@ -11,7 +11,9 @@ import dataclasses
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
 
 import yaml
 
@@ -403,10 +405,22 @@ def _command_in(argv: list[str]) -> str:
     return next((word for word in argv if not word.startswith("-")), "")
 
 
+def _quit_at_once(signum, frame) -> None:
+    """Ctrl-C outside the training loop (which saves first: training/session.py): stop now.
+    A KeyboardInterrupt raised inside a library's import (numpy, scikit-learn) can surface
+    as another exception with a long traceback, and nothing cnnlab writes needs unwinding:
+    every file is written atomically, so the old one or the new one is there."""
+    print("cnnlab: interrupted.", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(130)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(_command_in(argv)).parse_args(argv)
+    in_charge = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _quit_at_once) if in_charge else None
     try:
+        args = build_parser(_command_in(argv)).parse_args(argv)
         return args.run_command(args)
     except UserError as exc:
         print(f"cnnlab: {'' if hasattr(exc, 'exit_code') else 'error: '}{exc}", file=sys.stderr)
@@ -419,6 +433,9 @@ def main(argv: list[str] | None = None) -> int:
         # Python must not complain when it flushes stdout at exit (its docs' recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if in_charge:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
