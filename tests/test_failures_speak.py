@@ -2,6 +2,7 @@
 status 2 (or 130 for Ctrl-C), never a traceback."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,8 @@ import sys
 import time
 
 import pytest
+
+from cnnlab.cli.main import build_parser, config_from_args, main
 
 
 @pytest.mark.slow
@@ -23,3 +26,40 @@ def test_ctrl_c_while_cnnlab_is_still_importing_is_not_a_traceback(tmp_path, aft
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--lr", "inf"], "--lr must be a finite number"),
+    (["--momentum", "nan"], "--momentum must be a finite number"),
+    (["--seed", "99999999999999999999"], "--seed must be a whole number from 0"),
+    (["--seed", "-1"], "--seed must be a whole number from 0"),
+    (["--workers", "1000"], "--workers must be -1"),
+    (["--workers", "-5"], "--workers must be -1"),
+])
+def test_numbers_no_run_can_use_are_one_sentence(tmp_path, capsys, flags, words):
+    assert main(["train", *flags, "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"epochs: true\n", "epochs must be a number"),
+    (b"# r\xe9glages\nepochs: 2\n", "is not UTF-8 text"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "is not UTF-8 text"),
+])
+def test_config_files_cnnlab_cannot_use_are_one_sentence(tmp_path, capsys, content, words):
+    (tmp_path / "settings.yaml").write_bytes(content)
+    assert main(["train", "--config", str(tmp_path / "settings.yaml"),
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_runs_own_config_json_is_a_config_file(tmp_path):
+    values = {"cnnlab_version": "0.1.0", "classes": ["0", "1"], "model": {}, "preprocess": {},
+              "train": {"model": "lenet5", "epochs": 7, "out": "runs/old", "resume": None}}
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.json")])
+    config = config_from_args(args)
+    assert (config.model, config.epochs, config.out) == ("lenet5", 7, None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ def _opt(default, help: str, **extra):
 # --transfer: what training/transfer.py does with a pretrained model (defined here, the
 # lower layer, so that transfer.py and the flag share one list).
 TRANSFER_MODES = ("features", "finetune", "scratch")
+# More decoding processes than this only wait on each other (and 1,000 exhaust the machine).
+MAX_WORKERS = 32
+# Where a run lives, not how it trains: left out when a run's config.json is given as --config.
+RUN_PLACE = ("out", "resume")
 
 # How `cnnlab train --help` groups the flags: each group's first field; a field belongs to
 # the group of the nearest first field above it (the fields are declared in this order).
@@ -147,8 +152,18 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UserError(f"--{_flag(name)} must be a positive whole number, not {value!r}.")
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"--{_flag(f.name)} must be a finite number, not {value!r}.")
         if not self.lr > 0:
             raise UserError(f"--lr must be a positive number, not {self.lr!r}.")
+        if not 0 <= self.seed < 2**32:
+            raise UserError(f"--seed must be a whole number from 0 to {2**32 - 1} (what every "
+                            f"random generator accepts), not {self.seed}.")
+        if not -1 <= self.workers <= MAX_WORKERS:
+            raise UserError(f"--workers must be -1 (one per core), 0 (decode in this process) "
+                            f"or up to {MAX_WORKERS}, not {self.workers}.")
         if self.weight_decay < 0 or self.momentum < 0:
             raise UserError("--momentum and --weight-decay must not be negative.")
         if self.optimizer == "nesterov" and not self.momentum > 0:
@@ -249,6 +264,8 @@ def _coerce(f: dataclasses.Field, value: Any, source: str) -> Any:
         if isinstance(value, bool):
             return value
         raise UserError(f"{source}: {f.name} must be true or false, not {value!r}.")
+    if isinstance(value, bool) and kind in (int, float):  # YAML's `epochs: yes` is not 1
+        raise UserError(f"{source}: {f.name} must be a number, not {value!r}.")
     if value is None or kind in (None, str):
         return value if value is None else str(value)
     try:
@@ -265,7 +282,11 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist.")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"config file {path} is not UTF-8 text (is it the file you meant?); "
+                        "save it as UTF-8 YAML or JSON.") from None
     try:
         # JSON is a subset of YAML, but json.loads gives clearer messages for .json files.
         values = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text) or {}
@@ -273,4 +294,7 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         raise UserError(f"config file {path} could not be parsed: {str(exc).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise UserError(f"config file {path} must hold a mapping of keys to values.")
+    if isinstance(values.get("train"), dict) and "preprocess" in values:
+        # a run's own config.json: train again as it was trained, into a new folder
+        return {k: v for k, v in values["train"].items() if k not in RUN_PLACE}
     return values
