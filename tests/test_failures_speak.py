@@ -12,6 +12,8 @@ import time
 import pytest
 
 from cnnlab.cli.main import build_parser, config_from_args, main
+from cnnlab.runs.checkpoint import save_checkpoint
+from cnnlab.runs.resume import load_newest
 
 
 @pytest.mark.slow
@@ -63,3 +65,22 @@ def test_a_runs_own_config_json_is_a_config_file(tmp_path):
     args = build_parser().parse_args(["train", "--config", str(tmp_path / "config.json")])
     config = config_from_args(args)
     assert (config.model, config.epochs, config.out) == ("lenet5", 7, None)
+
+
+def test_an_out_folder_holding_a_run_is_refused_before_the_data_is_read(tmp_path, capsys):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("{}")
+    # the data set does not exist either: the run folder is what is said first
+    assert main(["train", "--dataset", f"folder:{tmp_path / 'nowhere'}",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_resuming_past_a_damaged_newest_checkpoint_says_which_was_used(tmp_path, caplog):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    save_checkpoint(folder / "epoch-0001-step-000000.safetensors", {"epoch": 1})
+    (folder / "epoch-0002-step-000000.safetensors").write_bytes(b"cut short by a crash")
+    assert load_newest(tmp_path)["epoch"] == 1
+    assert "resuming from epoch-0001-step-000000.safetensors" in caplog.text
+    assert "epoch-0002-step-000000.safetensors" in caplog.text

@@ -36,12 +36,18 @@ REPORT, TENSORBOARD = "report.html", "tensorboard"
 SKIPPED = "skipped.txt"
 
 
+def refuse_taken_out(config: TrainConfig) -> None:
+    """--out naming a folder that holds a run is refused (checked first, and again when the
+    folder is made)."""
+    if config.out and (Path(config.out) / CONFIG).exists():
+        raise UserError(f"{config.out} already holds a run; choose another --out or remove it.")
+
+
 def new_run_dir(config: TrainConfig) -> Path:
     """Create the run folder; refuse to mix a new run into an old one."""
+    refuse_taken_out(config)
     if config.out:
         path = Path(config.out)
-        if (path / CONFIG).exists():
-            raise UserError(f"{path} already holds a run; choose another --out or remove it.")
     else:
         stem = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{config.dataset}"
         path, n = Path(stem), 1

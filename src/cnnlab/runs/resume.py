@@ -16,6 +16,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from ..errors import UserError
+from ..logs import LOGGER
 
 FOLDER = "checkpoints"
 NAME = re.compile(r"epoch-(\d+)-step-(\d+)\.safetensors$")
@@ -60,14 +61,26 @@ def save_numbered(run_dir: Path, epoch: int, step: int, state: dict, keep: int) 
     return path
 
 
-def load_newest(run_dir: Path, device="cpu") -> dict:
-    """The newest checkpoint that loads; an older one if the newest is damaged."""
+def require_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first; none is a one-sentence error (checked before the
+    data set is decoded, so a wrong folder is said at once)."""
     found = checkpoints(run_dir)
     if not found:
         raise UserError(f"{run_dir} has no checkpoint to resume from (no {FOLDER}/ files).")
-    for path in reversed(found):
+    return found
+
+
+def load_newest(run_dir: Path, device="cpu") -> dict:
+    """The newest checkpoint that loads; an older one if the newest is damaged, saying so."""
+    refused = []
+    for path in reversed(require_checkpoints(run_dir)):
         try:
-            return load_checkpoint(path, device)
-        except UserError:
+            state = load_checkpoint(path, device)
+        except UserError as exc:
+            refused.append(f"{path.name} ({exc})")
             continue
+        if refused:
+            LOGGER.warning("resuming from %s: the newer %s could not be read.", path.name,
+                           "; ".join(refused))
+        return state
     raise UserError(f"none of the checkpoints in {Path(run_dir) / FOLDER} could be read.")

@@ -55,6 +55,11 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     With `config.resume` set to a run folder, the run continues from its newest checkpoint
     (see `resume_config` for building that config)."""
     config.validate()
+    # what can be refused from the config alone is, before seconds of decoding and timing
+    if config.resume:
+        resume.require_checkpoints(Path(config.resume))
+    else:
+        runs.refuse_taken_out(config)
     if config.tensorboard:
         tensorboard_log.require()  # before the run folder is made, not after
     if config.deterministic:
