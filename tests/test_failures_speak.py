@@ -84,3 +84,35 @@ def test_resuming_past_a_damaged_newest_checkpoint_says_which_was_used(tmp_path,
     assert load_newest(tmp_path)["epoch"] == 1
     assert "resuming from epoch-0001-step-000000.safetensors" in caplog.text
     assert "epoch-0002-step-000000.safetensors" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A finished 1-epoch run under onecycle (the default) and one under no schedule."""
+    root = tmp_path_factory.mktemp("runs")
+    for name, extra in (("onecycle", []), ("constant", ["--scheduler", "none"])):
+        assert main(["train", "--model", "lenet5", "--epochs", "1", "--limit-batches", "2",
+                     "--out", str(root / name), "--quiet", *extra]) == 0
+    return root
+
+
+@pytest.mark.slow
+def test_extending_a_run_under_a_length_shaped_schedule_is_refused_saying_how(two_runs, capsys):
+    run = two_runs / "onecycle"
+    before = (run / "config.json").read_text()
+    assert main(["train", "--resume", str(run), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume exactly" in err and "--weights-file" in err
+    assert main(["train", "--resume", str(run), "--epochs", "0"]) == 2
+    assert (run / "config.json").read_text() == before
+
+
+@pytest.mark.slow
+def test_a_run_without_a_schedule_extends_and_repeated_flags_are_not_changes(two_runs, capsys):
+    run = two_runs / "constant"
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--dataset", "digits",
+                 "--model", "lenet5", "--quiet"]) == 0
+    epochs = [json.loads(line)["epoch"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+    assert main(["train", "--resume", str(run), "--dataset", "shapes"]) == 2
+    assert "--dataset cannot be changed" in capsys.readouterr().err

@@ -135,12 +135,40 @@ RESUME_OVERRIDES = {"epochs", "device", "workers", "data_loading", "data_dir", "
                     "keep", "resume", "tensorboard", "compile"}
 
 
+# Schedules whose curve is drawn over the whole run: another --epochs is another curve.
+LENGTH_SHAPED = ("onecycle", "cosine")
+
+
 def resume_config(run_dir: str, given: dict) -> TrainConfig:
-    """The resumed run's config: its own config.json, with only harmless overrides."""
-    changed = sorted(set(given) - RESUME_OVERRIDES)
+    """The resumed run's config: its own config.json, with only harmless overrides. Flags
+    that repeat the run's own values are fine (the original command with --resume added)."""
+    saved = runs.read_spec(run_dir).config
+    changed = sorted(k for k in set(given) - RESUME_OVERRIDES if not _unchanged(saved, k, given[k]))
     if changed:
         raise UserError(f"--resume continues a run as it was configured; "
                         f"--{changed[0].replace('_', '-')} cannot be changed (only "
                         f"{', '.join('--' + k.replace('_', '-') for k in sorted(RESUME_OVERRIDES - {'resume'}))}).")
-    saved = runs.read_spec(run_dir).config
-    return saved.updated({**given, "resume": str(run_dir), "augment": saved.augment})
+    resumed = saved.updated({**given, "resume": str(run_dir), "augment": saved.augment})
+    _check_new_length(saved, resumed.epochs, run_dir)
+    return resumed
+
+
+def _unchanged(saved: TrainConfig, key: str, value) -> bool:
+    if key == "model_kwargs":  # given as KEY=VALUE pairs, merged into the saved ones
+        return {**saved.model_kwargs, **dict(value)} == saved.model_kwargs
+    try:
+        return saved.updated({key: value}) == saved
+    except UserError:
+        return False
+
+
+def _check_new_length(saved: TrainConfig, epochs: int, run_dir: str) -> None:
+    if epochs < saved.epochs:
+        raise UserError(f"--epochs {epochs} is fewer than the {saved.epochs} the run was "
+                        "started for; --resume can only continue or extend a run.")
+    if epochs > saved.epochs and saved.scheduler in LENGTH_SHAPED:
+        raise UserError(f"--scheduler {saved.scheduler} draws its rate over the run's "
+                        f"{saved.epochs} epochs, so extending it cannot resume exactly; train "
+                        f"on from its weights instead: cnnlab train --weights-file "
+                        f"{Path(run_dir) / runs.WEIGHTS} --epochs {epochs - saved.epochs} "
+                        "(with the run's other flags).")
