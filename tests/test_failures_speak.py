@@ -10,8 +10,11 @@ import sys
 import time
 
 import pytest
+from PIL import Image
 
 from cnnlab.cli.main import build_parser, config_from_args, main
+from cnnlab.data import load_dataset
+from cnnlab.data.files import csv_listing
 from cnnlab.runs.checkpoint import save_checkpoint
 from cnnlab.runs.resume import load_newest
 
@@ -116,3 +119,43 @@ def test_a_run_without_a_schedule_extends_and_repeated_flags_are_not_changes(two
     assert epochs == [1, 2]
     assert main(["train", "--resume", str(run), "--dataset", "shapes"]) == 2
     assert "--dataset cannot be changed" in capsys.readouterr().err
+
+
+def _png_folder(root, counts: dict[str, int]):
+    for name, count in counts.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            Image.new("L", (8, 8), 40 * i % 255).save(root / name / f"{i}.png")
+    return root
+
+
+def test_an_empty_class_folder_is_named_not_made_a_class(tmp_path, capsys):
+    root = _png_folder(tmp_path / "imgs", {"cat": 5, "dog": 5})
+    (root / "bird").mkdir()
+    assert main(["train", "--dataset", f"folder:{root}", "--out", str(tmp_path / "r")]) == 2
+    assert "bird has no files" in capsys.readouterr().err
+
+
+def test_a_one_class_folder_cannot_train_a_classifier(tmp_path, capsys):
+    root = _png_folder(tmp_path / "imgs", {"cat": 6})
+    assert main(["train", "--dataset", f"folder:{root}", "--out", str(tmp_path / "r")]) == 2
+    assert "has one class (cat)" in capsys.readouterr().err
+
+
+def test_a_class_too_small_to_split_is_named(tmp_path, caplog):
+    root = _png_folder(tmp_path / "imgs", {"cat": 10, "dog": 10, "eel": 1})
+    splits = load_dataset(f"folder:{root}")
+    assert "class eel has a single image" in caplog.text
+    if 2 not in splits.train.labels.tolist():
+        assert "no training image of eel" in caplog.text
+
+
+def test_csv_rows_are_numbered_as_in_the_file_and_a_file_with_two_labels_is_skipped(tmp_path):
+    _png_folder(tmp_path, {"img": 2})
+    (tmp_path / "list.csv").write_text("path,label\nimg/0.png,cat\n,dog\nimg/1.png,dog\n"
+                                       "img/0.png,dog\n")
+    listing = csv_listing(tmp_path / "list.csv")
+    assert len(listing.files) == 2
+    assert [row for row, _ in listing.problems] == [f"{tmp_path / 'list.csv'} row 3",
+                                                   f"{tmp_path / 'list.csv'} row 5"]
+    assert "row 2 gave it label cat" in listing.problems[1][1]

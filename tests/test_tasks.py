@@ -114,7 +114,7 @@ def test_an_unknown_task_is_one_sentence_and_status_2(tmp_path, capsys):
 def test_the_run_records_its_task_and_resume_keeps_it(short_run, capsys):
     config = json.loads((short_run.run_dir / "config.json").read_text())
     assert config["train"]["task"] == "classify"
-    assert main(["train", "--resume", str(short_run.run_dir), "--task", "classify"]) == 2
+    assert main(["train", "--resume", str(short_run.run_dir), "--task", "segment"]) == 2
     assert "--task cannot be changed" in capsys.readouterr().err
 
 

@@ -16,6 +16,7 @@ from PIL import Image
 from sklearn.model_selection import train_test_split
 
 from ..errors import UserError, unknown_name
+from ..logs import LOGGER
 from . import files as user_files
 from . import sources
 
@@ -190,9 +191,14 @@ def _split(name: str, entry: Entry, data) -> DataSplits:
         return DataSplits(name, train.classes, _part(train, fit), _part(train, val),
                           _part(test), entry.augment, problems,
                           getattr(train, "mask_classes", None))
-    rest, test = stratified_split(data.labels, TEST_FRACTION)
+    rest, test = stratified_split(data.labels, TEST_FRACTION, data.classes)
     fit, val = stratified_split(data.labels[rest], VAL_FRACTION / (1 - TEST_FRACTION))
     fit, val = rest[fit], rest[val]
+    unseen = sorted(set(data.labels.tolist()) - set(data.labels[fit].tolist()))
+    if unseen:
+        LOGGER.warning("%s: no training image of %s (too few images to hold some out); the "
+                       "model cannot learn %s.", name, ", ".join(data.classes[c] for c in unseen),
+                       "them" if len(unseen) > 1 else "it")
     if isinstance(data, user_files.LabelledFiles):
         pick = lambda idx: FileSplit([data.files[i] for i in idx], data.labels[idx])  # noqa: E731
         problems = data.problems
@@ -203,12 +209,20 @@ def _split(name: str, entry: Entry, data) -> DataSplits:
                       getattr(data, "mask_classes", None))
 
 
-def stratified_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (kept, held out), the held-out part with the class balance of the whole."""
+def stratified_split(labels: torch.Tensor, fraction: float,
+                     classes: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (kept, held out), the held-out part with the class balance of the whole.
+    Given the class names, a class too small to stratify is named in a warning."""
     everything = torch.arange(len(labels)).numpy()
     counts = torch.bincount(labels)
     # Stratifying needs two examples of every class; tiny user folders fall back to random.
-    stratify = labels.numpy() if counts[counts > 0].min() >= 2 else None
+    single = (counts == 1).nonzero().flatten().tolist()
+    stratify = None if single else labels.numpy()
+    if single and classes:
+        LOGGER.warning("class%s %s %s a single image, so the split cannot keep each class's "
+                       "share; it is random instead.", "es" if len(single) > 1 else "",
+                       ", ".join(classes[c] for c in single),
+                       "have" if len(single) > 1 else "has")
     try:
         kept, held = train_test_split(everything, test_size=fraction, stratify=stratify,
                                       random_state=SPLIT_SEED)

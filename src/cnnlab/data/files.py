@@ -39,6 +39,9 @@ def folder(path: str | Path) -> LabelledFiles:
     files, labels = [], []
     for label, name in enumerate(classes):
         found = sorted(p for p in (root / name).rglob("*") if p.is_file() and _visible(p))
+        if not found:  # as torchvision's ImageFolder: a class with nothing to learn from
+            raise UserError(f"class folder {root / name} has no files; add its images or "
+                            "remove the folder.")
         files += found
         labels += [label] * len(found)
     if not files:
@@ -62,17 +65,22 @@ def csv_listing(path: str | Path) -> LabelledFiles:
         rows = list(csv.reader(table.read_text(encoding="utf-8-sig").splitlines()))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"{table} is not a readable CSV file ({exc}).") from None
-    if rows and [c.strip().lower() for c in rows[0][:2]] in (["path", "label"], ["file", "label"],
-                                                            ["filename", "label"], ["image", "label"]):
-        rows = rows[1:]
-    entries, problems = [], []
-    for number, row in enumerate(rows, start=1):
+    header = bool(rows) and [c.strip().lower() for c in rows[0][:2]] in (
+        ["path", "label"], ["file", "label"], ["filename", "label"], ["image", "label"])
+    entries, problems, seen = [], [], {}
+    for number, row in enumerate(rows[1:] if header else rows, start=2 if header else 1):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) < 2 or not row[0].strip() or not row[1].strip():
             problems.append((f"{table} row {number}", "needs a path and a label"))
             continue
-        entries.append((table.parent / row[0].strip(), row[1].strip()))
+        file, label = table.parent / row[0].strip(), row[1].strip()
+        if file in seen:  # one image cannot teach two answers: the first row counts
+            problems.append((f"{table} row {number}", f"lists {row[0].strip()} again (row "
+                             f"{seen[file][0]} gave it label {seen[file][1]})"))
+            continue
+        seen[file] = (number, label)
+        entries.append((file, label))
     if not entries:
         raise UserError(f"CSV file {table} has no path,label rows.")
     classes = _class_order({label for _, label in entries})

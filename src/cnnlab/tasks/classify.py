@@ -67,6 +67,9 @@ class Classify:
         if getattr(splits.train, "targets", None) is not None:
             raise UserError(f"data set {splits.name} holds boxes, not one class per image; "
                             "train it with --task detect (or --task instance).")
+        if len(splits.classes) < 2:
+            raise UserError(f"data set {splits.name} has one class ({splits.classes[0]}); "
+                            "telling classes apart needs at least two.")
         if self.name == "classify" and getattr(getattr(splits.train, "images", None), "ndim",
                                                4) == 5:
             raise UserError(f"data set {splits.name} holds clips, not images; train it with "
