@@ -159,3 +159,23 @@ def test_csv_rows_are_numbered_as_in_the_file_and_a_file_with_two_labels_is_skip
     assert [row for row, _ in listing.problems] == [f"{tmp_path / 'list.csv'} row 3",
                                                    f"{tmp_path / 'list.csv'} row 5"]
     assert "row 2 gave it label cat" in listing.problems[1][1]
+
+
+@pytest.mark.parametrize("model, source, words", [
+    (":MyNet", None, "must name a module"),
+    ("broken_net:Net", "raise RuntimeError('no GPU here')\n", "RuntimeError: no GPU here"),
+    ("typo_net:Net", "def f(:\n", "SyntaxError"),
+])
+def test_a_users_model_module_that_cannot_load_is_one_sentence(tmp_path, monkeypatch, capsys,
+                                                                model, source, words):
+    monkeypatch.chdir(tmp_path)
+    if source:
+        (tmp_path / f"{model.split(':')[0]}.py").write_text(source)
+    assert main(["summary", model]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_summary_input_too_large_to_allocate_is_refused_first(capsys):
+    assert main(["summary", "lenet5", "--input", "1x1000000000x1000000000"]) == 2
+    assert "values per image" in capsys.readouterr().err

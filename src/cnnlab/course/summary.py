@@ -286,6 +286,9 @@ def summarize(model: nn.Module, input_shape=DEFAULT_INPUT, name: str | None = No
 
 # ----------------------------------------------------------------------------- finding the model
 
+# A summary runs one image through the model: 2**28 float32 values are 1 GiB already.
+MAX_INPUT_VALUES = 2**28
+
 def parse_input(text: str | None, default) -> tuple[int, int, int]:
     """'3x224x224' as given; '224' or '224x192' keep the model's own channel count."""
     if text is None:
@@ -300,11 +303,18 @@ def parse_input(text: str | None, default) -> tuple[int, int, int]:
         numbers = [default[0], *numbers]
     if len(numbers) != 3 or min(numbers) < 1:
         raise UserError(f"--input must be CxHxW with positive whole numbers (like 3x224x224), got '{text}'.")
+    if numbers[0] * numbers[1] * numbers[2] > MAX_INPUT_VALUES:
+        raise UserError(f"--input {text} is {numbers[0] * numbers[1] * numbers[2]:,} values per "
+                        f"image, more than the {MAX_INPUT_VALUES:,} a summary traces; give a "
+                        "smaller size (the arithmetic is the same: see `cnnlab conv-shape`).")
     return tuple(numbers)
 
 
 def _import_attribute(spec: str):
     module_name, _, path = spec.partition(":")
+    if not module_name or not path:
+        raise UserError(f"'{spec}' must name a module and what in it builds the model, like "
+                        "mynet:MyNet (mynet.py in this folder).")
     if os.getcwd() not in sys.path:
         # the `cnnlab` script's sys.path starts at its own folder; a user's mynet.py sits here
         sys.path.insert(0, os.getcwd())
@@ -312,6 +322,9 @@ def _import_attribute(spec: str):
         obj = importlib.import_module(module_name)
     except ImportError as exc:
         raise UserError(f"cannot import module '{module_name}' for {spec} ({_first_line(exc)}).") from None
+    except Exception as exc:  # the user's module itself fails: its first line says why
+        raise UserError(f"module '{module_name}' failed while importing: "
+                        f"{type(exc).__name__}: {_first_line(exc)}.") from None
     for part in path.split("."):
         if not hasattr(obj, part):
             raise UserError(f"module '{module_name}' has no attribute '{path}'.")
