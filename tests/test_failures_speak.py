@@ -16,6 +16,7 @@ from cnnlab.cli.main import build_parser, config_from_args, main
 from cnnlab.data import load_dataset
 from cnnlab.data.files import csv_listing
 from cnnlab.runs.checkpoint import save_checkpoint
+from cnnlab.runs.lock import training_lock
 from cnnlab.runs.resume import load_newest
 
 
@@ -179,3 +180,25 @@ def test_a_users_model_module_that_cannot_load_is_one_sentence(tmp_path, monkeyp
 def test_a_summary_input_too_large_to_allocate_is_refused_first(capsys):
     assert main(["summary", "lenet5", "--input", "1x1000000000x1000000000"]) == 2
     assert "values per image" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_folder_being_trained_is_refused_to_a_second_process(tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "cnnlab", "train", "--epochs", "200",
+                              "--checkpoint-every", "1", "--out", str(run), "--quiet"],
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 120
+        while not list((run / "checkpoints").glob("*.safetensors")):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        second = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--resume", str(run)],
+                                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert f"being trained by another process (pid {first.pid})" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    with training_lock(run):  # SIGKILL ended the first process, and its lock with it
+        pass

@@ -6,6 +6,7 @@ particular model, data set or task.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from ..accel import distributed, fastpath
 from ..runs import resume, folder as runs
+from ..runs.lock import training_lock
 from . import session, transfer
 from . import tensorboard as tensorboard_log
 from ..config.train_config import TrainConfig
@@ -69,20 +71,24 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     device = distributed.device_for(world, device)
     seed_everything(config.seed)
     try:
-        with reported(quiet):
-            return _train(config, device, world, quiet)
+        with reported(quiet), contextlib.ExitStack() as locks:
+            return _train(config, device, world, quiet, locks)
     finally:
         distributed.finish(world)
 
 
-def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
+def _train(config: TrainConfig, device, world, quiet: bool,
+           locks: contextlib.ExitStack) -> TrainResult:
+    if config.resume and world.main:  # before the data is read: a clash is said at once
+        locks.enter_context(training_lock(Path(config.resume)))
     spec, pipeline, model = prepare(config, device, world)
     input_shape = (pipeline.preprocess.channels, *pipeline.preprocess.size)
     spec.config, fast = fastpath.setup(spec.config, model, input_shape, device, world)
     config, batches = spec.config, pipeline.batches
     run_dir = Path(config.resume) if config.resume else None
     if run_dir is None:
-        run_dir = distributed.broadcast(world, runs.new_run_dir(config) if world.main else None)
+        run_dir = distributed.broadcast(world, _new_locked_run_dir(config, locks)
+                                        if world.main else None)
     if world.main and not config.resume:
         runs.write_spec(run_dir, spec)
         fastpath.write_record(run_dir, fast)
@@ -128,6 +134,15 @@ def _train(config: TrainConfig, device, world, quiet: bool) -> TrainResult:
     run.log(f"test {task.headline.key} {task.headline.show(test[task.headline.key])}{loss} "
             f"after {config.epochs} epochs in {seconds:.1f} s; model saved in {run_dir}")
     return TrainResult(run_dir, runs.read_metrics(run_dir), test, seconds, parameters, world.main)
+
+
+def _new_locked_run_dir(config: TrainConfig, locks: contextlib.ExitStack) -> Path:
+    """The new run folder, held by this process; two runs started with the same --out at
+    once: the second is refused, whichever step it had reached."""
+    run_dir = runs.new_run_dir(config)
+    locks.enter_context(training_lock(run_dir))
+    runs.refuse_taken_out(config)  # again, now that no other process can be writing it
+    return run_dir
 
 
 # What may differ when a run is resumed: where it runs, and how long it goes on.
