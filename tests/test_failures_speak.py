@@ -202,3 +202,15 @@ def test_a_run_folder_being_trained_is_refused_to_a_second_process(tmp_path):
         first.wait()
     with training_lock(run):  # SIGKILL ended the first process, and its lock with it
         pass
+
+
+@pytest.mark.parametrize("command", ["predict", "filters", "featuremaps"])
+def test_weights_file_with_a_run_folder_is_refused_not_ignored(short_run, tmp_path, capsys,
+                                                              command):
+    image = tmp_path / "x.png"
+    Image.new("L", (8, 8)).save(image)
+    argv = {"predict": ["predict", str(short_run.run_dir), str(image)],
+            "filters": ["filters", str(short_run.run_dir)],
+            "featuremaps": ["featuremaps", str(short_run.run_dir), str(image)]}[command]
+    assert main([*argv, "--weights-file", str(short_run.run_dir / "model.safetensors")]) == 2
+    assert "--weights-file goes with --pretrained" in capsys.readouterr().err

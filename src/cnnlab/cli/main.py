@@ -113,6 +113,9 @@ def cmd_predict(args) -> int:
     if args.pretrained:  # no run folder: the first positional is an image too
         result = predict_pretrained(args.pretrained, [args.run, *args.images], top_k=args.top_k,
                                     device=args.device, weights_file=args.weights_file)
+    elif args.weights_file:
+        from ..look.inspection import LONE_WEIGHTS_FILE
+        raise UserError(LONE_WEIGHTS_FILE)
     else:  # with no images only a task that makes its own (a GAN) answers: predict_files
         result = predict_files(args.run, args.images, top_k=args.top_k, device=args.device,
                                out_dir=args.out_dir, score_threshold=args.score_threshold,

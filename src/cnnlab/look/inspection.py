@@ -39,12 +39,18 @@ class Subject:
         return shown, self.preprocess.normalise(shown).unsqueeze(0).to(self.device)
 
 
+LONE_WEIGHTS_FILE = ("--weights-file goes with --pretrained (a local copy of its weights); a run "
+                     "folder's model is always its own model.safetensors.")
+
+
 def load_subject(run: str | None = None, pretrained: str | None = None,
                  weights_file: str | None = None, device: str = "auto") -> Subject:
     """A run folder's model (its own preprocessing), or --pretrained NAME with ImageNet's."""
     from ..accel.device import resolve_device
     if (run is None) == (pretrained is None):
         raise UserError("give a run folder or --pretrained MODEL (one of the two).")
+    if weights_file is not None and pretrained is None:
+        raise UserError(LONE_WEIGHTS_FILE)
     device = resolve_device(device)
     if pretrained is not None:
         from ..training.pretrained import imagenet_classes, pretrained_model
