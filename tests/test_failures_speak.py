@@ -214,3 +214,23 @@ def test_weights_file_with_a_run_folder_is_refused_not_ignored(short_run, tmp_pa
             "featuremaps": ["featuremaps", str(short_run.run_dir), str(image)]}[command]
     assert main([*argv, "--weights-file", str(short_run.run_dir / "model.safetensors")]) == 2
     assert "--weights-file goes with --pretrained" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_final_test_is_honoured_and_resume_finishes(tmp_path, capsys,
+                                                                      monkeypatch):
+    import cnnlab.training.session as session
+    real_evaluate = session.evaluate
+
+    def evaluate_then_get_sigterm(*args, **kwargs):  # the signal lands mid-evaluation
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(session, "evaluate", evaluate_then_get_sigterm)
+    run = tmp_path / "run"
+    assert main(["train", "--epochs", "1", "--limit-batches", "2", "--out", str(run)]) == 143
+    err = capsys.readouterr().err
+    assert "stopped during the test evaluation" in err and f"--resume {run}" in err
+    monkeypatch.setattr(session, "evaluate", real_evaluate)
+    assert main(["train", "--resume", str(run), "--json"]) == 0
+    assert "test_accuracy" in json.loads(capsys.readouterr().out)

@@ -170,18 +170,29 @@ class Session:
                           reduce=distributed.sum_tally(self.world),
                           on_step=on_step, on_epoch_end=on_epoch_end,
                           precision=self.precision, eval_model=self.evaluated_model())
+            self._stop_if_asked(stop, "after the last epoch's validation")
         bar.close()
         return history
 
     def finish(self) -> dict[str, float]:
-        """Final weights, curves and the test evaluation; returns the test metrics."""
-        if self.world.main:
-            save_weights(self.final_model(), self.run_dir / runs.WEIGHTS)
-            plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES,
-                        self.task.headline.key)
-        test = evaluate(self.evaluated_model(), self.batches["test"], self.task,
-                        precision=self.precision)
+        """Final weights, curves and the test evaluation; returns the test metrics. A stop
+        asked for meanwhile is honoured after the step under way, never by cutting it."""
+        with stop_requests() as stop:
+            if self.world.main:
+                save_weights(self.final_model(), self.run_dir / runs.WEIGHTS)
+                plot_curves(runs.read_metrics(self.run_dir), self.run_dir / runs.CURVES,
+                            self.task.headline.key)
+            self._stop_if_asked(stop, "with the model saved but not yet tested")
+            test = evaluate(self.evaluated_model(), self.batches["test"], self.task,
+                            precision=self.precision)
+            self._stop_if_asked(stop, "during the test evaluation")
         return test.metrics()
+
+    def _stop_if_asked(self, stop: list[int], when: str) -> None:
+        """Every epoch is trained and checkpointed by then: resuming only finishes the run."""
+        if stop:
+            raise Interrupted(f"stopped {when}; every epoch is trained and saved, finish with: "
+                              f"cnnlab train --resume {self.run_dir}", stop[0])
 
 
 def epoch_line(m: dict, epochs: int, headline) -> str:
