@@ -234,3 +234,25 @@ def test_sigterm_during_the_final_test_is_honoured_and_resume_finishes(tmp_path,
     monkeypatch.setattr(session, "evaluate", real_evaluate)
     assert main(["train", "--resume", str(run), "--json"]) == 0
     assert "test_accuracy" in json.loads(capsys.readouterr().out)
+
+
+def test_out_at_a_folder_of_other_files_is_refused_and_they_stay(tmp_path, capsys):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert main(["train", "--out", str(tmp_path / "mine")]) == 2
+    assert "files that are not a run" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_its_folder(tmp_path,
+                                                                                  caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")  # what a start that hit a nan at once leaves
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    assert main(["train", "--epochs", "1", "--limit-batches", "2", "--out", str(run),
+                 "--quiet"]) == 0
+    assert "stopped before its first checkpoint" in caplog.text
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and "train_loss" in lines[0]

@@ -24,6 +24,8 @@ from torch import nn
 from .. import __version__
 from ..atomic import atomic_write_text
 from .checkpoint import load_weights
+from .lock import LOCK
+from .resume import checkpoints
 from ..config.train_config import TrainConfig
 from ..data.transforms import Preprocess
 from ..errors import UserError
@@ -37,10 +39,23 @@ SKIPPED = "skipped.txt"
 
 
 def refuse_taken_out(config: TrainConfig) -> None:
-    """--out naming a folder that holds a run is refused (checked first, and again when the
-    folder is made)."""
-    if config.out and (Path(config.out) / CONFIG).exists():
-        raise UserError(f"{config.out} already holds a run; choose another --out or remove it.")
+    """--out naming a folder that holds a run, or files that are not cnnlab's, is refused
+    (checked first, and again when the folder is made). A run that stopped before its first
+    checkpoint (a nan, a full disk) holds nothing to keep: its folder is used again."""
+    if not config.out:
+        return
+    path = Path(config.out)
+    if (path / CONFIG).exists():
+        if not never_saved(path):
+            raise UserError(f"{path} already holds a run; choose another --out or remove it.")
+    elif path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
+        raise UserError(f"{path} already holds files that are not a run; give a new or empty "
+                        "folder, so that cnnlab never mixes a run into your files.")
+
+
+def never_saved(path: Path) -> bool:
+    """A run folder whose training stopped before anything worth resuming was written."""
+    return not (path / WEIGHTS).exists() and not checkpoints(path)
 
 
 def new_run_dir(config: TrainConfig) -> Path:
@@ -48,6 +63,11 @@ def new_run_dir(config: TrainConfig) -> Path:
     refuse_taken_out(config)
     if config.out:
         path = Path(config.out)
+        if (path / CONFIG).exists():
+            LOGGER.warning("%s held a run that stopped before its first checkpoint; this run "
+                           "replaces it.", path)
+            for name in (METRICS, SKIPPED, CURVES):  # what it wrote that this run appends to
+                (path / name).unlink(missing_ok=True)   # or might not write at all
     else:
         stem = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{config.dataset}"
         path, n = Path(stem), 1
