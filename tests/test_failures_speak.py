@@ -256,3 +256,12 @@ def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_its_folde
     assert "stopped before its first checkpoint" in caplog.text
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and "train_loss" in lines[0]
+
+
+@pytest.mark.parametrize("argv", [["train", "--lr", "inf"], ["evaluate", "no-such-run"],
+                                  ["summary", ":Net"]])
+def test_json_commands_say_a_failure_on_stdout_too(argv, capsys):
+    assert main([*argv, "--json"]) == 2
+    captured = capsys.readouterr()
+    error = json.loads(captured.out)["error"]
+    assert error and error in captured.err

@@ -422,11 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     in_charge = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _quit_at_once) if in_charge else None
+    args = None
     try:
         args = build_parser(_command_in(argv)).parse_args(argv)
         return args.run_command(args)
     except UserError as exc:
         print(f"cnnlab: {'' if hasattr(exc, 'exit_code') else 'error: '}{exc}", file=sys.stderr)
+        if getattr(args, "json", False):  # a program reading stdout learns why too
+            print(json.dumps({"error": str(exc)}))
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
