@@ -10,7 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e '.[test,pretrained,detect]'
+	$(PY) -m pip install --quiet -e '.[test,pretrained,detect,video,serve,export,caption]'
 	touch $@
 
 install: $(VENV)/.installed

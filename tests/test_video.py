@@ -98,3 +98,30 @@ def test_user_mistakes_are_one_sentence_and_status_2(argv, message, capsys, tmp_
 def test_clips_given_to_classification_are_one_sentence(tmp_path, capsys):
     assert main(["train", "--dataset", "moving-shapes", "--out", str(tmp_path / "r")]) == 2
     assert "holds clips, not images; train it with --task video" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_video_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
+    import shutil
+
+    from cnnlab import TrainConfig, train
+    from cnnlab.training.run import resume_config
+    config = TrainConfig(task="video", model="c3d", dataset="moving-shapes", epochs=2,
+                         limit_batches=2, batch_size=8, checkpoint_every=1, keep=100,
+                         out=str(tmp_path / "straight"))
+    train(config, quiet=True)
+    run = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "straight", run)
+    (run / "model.safetensors").unlink()
+    stop = "epoch-0002-step-000001.safetensors"  # as if stopped after epoch 2's first step
+    names = sorted(c.name for c in (run / "checkpoints").iterdir())
+    assert stop in names and names[-1] > stop
+    for name in names:
+        if name > stop:
+            (run / "checkpoints" / name).unlink()
+    train(resume_config(str(run), {}), quiet=True)
+    assert (run / "model.safetensors").read_bytes() == \
+        (tmp_path / "straight" / "model.safetensors").read_bytes()
+    val = lambda folder: [json.loads(line)["val_accuracy"] for line in  # noqa: E731
+                          (folder / "metrics.jsonl").read_text().splitlines()]
+    assert val(run) == val(tmp_path / "straight") and len(val(run)) == 2

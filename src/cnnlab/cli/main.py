@@ -46,7 +46,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         else:
             kwargs.update(type=type(default) if default is not None else str,
                           choices=f.metadata.get("choices"))
-        group.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+        # a field may also answer to the name an issue or a paper uses (--loss)
+        group.add_argument("--" + f.name.replace("_", "-"), *f.metadata.get("aliases", ()),
+                           **kwargs)
     parser.add_argument("--config", metavar="FILE",
                         help="YAML or JSON file with the same keys; flags override it")
 
@@ -201,6 +203,25 @@ def cmd_stylize(args) -> int:
     return 0
 
 
+def cmd_track(args) -> int:
+    from .track import options
+    from ..track.command import format_track, track
+    result = track(**options(args), quiet=args.quiet)
+    _emit(args, result, format_track(result))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import options
+    from ..export.command import export, format_export
+    result = export(**options(args))
+    _emit(args, result, format_export(result))
+    if not result["parity_ok"]:  # the file is written, but it does not answer as cnnlab does
+        print(f"cnnlab: {result['output']} does not reproduce cnnlab's outputs within "
+              f"{result['tolerance']:g}; see the parity line above.", file=sys.stderr)
+    return 0 if result["parity_ok"] else 1
+
+
 def cmd_serve(args) -> int:
     from .serve import options
     from ..serve.command import serve
@@ -248,6 +269,13 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    if args.task == "serve":
+        from ..bench.serve_load import FULL, QUICK, bench_serve, serve_markdown, write_serve_results
+        result = bench_serve(QUICK if args.quick else FULL)
+        paths = write_serve_results(result, args.out, quick=args.quick)
+        result["files"] = [str(p) for p in paths]
+        _emit(args, result, f"{serve_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
+        return 0
     if args.task != "classify":
         from ..bench.task_speed import task_markdown
         from ..bench.task_suite import run_task_bench, write_task_results
@@ -313,8 +341,9 @@ def _bench_args(parser) -> None:
     add("--quick", action="store_true",
         help="a step of each, in seconds: checks that it runs (numbers mean nothing)")
     add("--models", nargs="+", metavar="MODEL", help="only these workloads' models")
-    add("--task", choices=("classify", "segment", "detect"), default="classify",
-        help="segment or detect: that task's training beside torchvision's reference loop")
+    add("--task", choices=("classify", "segment", "detect", "serve"), default="classify",
+        help="segment or detect: that task's training beside torchvision's reference loop; "
+        "serve: `cnnlab serve` under load and under attack")
     add("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
     add("--device", default="auto")
     add("--compile", action="store_true", help="torch.compile cnnlab's model")
@@ -372,6 +401,11 @@ COMMANDS = [
      cmd_report),
     ("stylize", "neural style transfer: CONTENT's picture in STYLE's style (Gatys et al. 2016)",
      _from("stylize", "add_stylize_args"), cmd_stylize),
+    ("track", "follow objects over time: a detection run's boxes linked across the frames "
+     "of a video, one id per object (MOTA, IDF1 on generated clips)",
+     _from("track", "add_track_args"), cmd_track),
+    ("export", "a run as an ONNX, TorchScript or ExportedProgram file with its preprocessing, "
+     "checked against cnnlab's outputs", _from("export", "add_export_args"), cmd_export),
     ("serve", "classifiers over HTTP: /predict, /metrics and a web page with Grad-CAM",
      _from("serve", "add_serve_args"), cmd_serve),
     ("verify", "--task embed: are images A and B the same identity? (cosine similarity against "

@@ -109,9 +109,24 @@ CATALOG: dict[str, Entry] = {
     "moving-shapes": Entry(_lazy(".moving_shapes", "moving_shapes"),
                            "clips of 8 32x32 frames, a shape moving up, down, left or right "
                            "(--task video)", "generated", "none"),
+    "ucf101": Entry(_lazy(".video_sets", "ucf101"), "UCF101 split 1: 13,320 videos of 101 "
+                    "actions, each 8 frames of 112x112 (--task video; needs PyAV)",
+                    "authors' RAR archives (--download)", "none"),
+    "hmdb51": Entry(_lazy(".video_sets", "hmdb51"), "HMDB51 split 1: 5,100 of its videos of 51 "
+                    "actions, each 8 frames of 112x112 (--task video; needs PyAV)",
+                    "authors' RAR archives (--download)", "none"),
+    "lfw-people": Entry(_lazy(".lfw", "lfw_people"), "Labeled Faces in the Wild, 64x64 "
+                        "faces: View 1's training people, its other people for testing "
+                        "(--task embed)", "torchvision layout (placed by hand)"),
+    "lfw-pairs": Entry(_lazy(".lfw", "lfw_pairs"), "LFW trained as lfw-people, tested on "
+                       "View 2's 6,000 pairs by the 10-fold protocol (--task embed)",
+                       "torchvision layout (placed by hand)"),
     "photos": Entry(_lazy(".photo_patches", "photos"), "48x48 patches of 12 photographs for "
                     "--task superres, 3 others held out whole (scikit-image, scikit-learn)",
                     "built in", "none"),
+    "shapes-captions": Entry(_lazy(".shapes_captions", "shapes_captions"),
+                             "48x48 scenes of two shapes, four sentences each (\"a red circle "
+                             "above a blue square\"; --task caption)", "generated", "none"),
 }
 USER_SETS: dict[str, Entry] = {
     "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),
@@ -123,8 +138,17 @@ USER_SETS: dict[str, Entry] = {
     "coco": Entry(_lazy(".coco_folder", "coco_folder"),
                   "PATH/annotations.json (or instances.json) in COCO's format, PATH/images/"
                   "<file_name>: boxes, and masks from polygons or RLE", "your files"),
+    "videos": Entry(_lazy(".video_files", "video_folder"), "PATH/<class>/<video files> "
+                    "(.mp4 .avi .mkv .mov .webm), each 8 frames of 112x112, or "
+                    "PATH?frames=N&size=N (--task video; needs PyAV)", "your files", "none"),
     "photos": Entry(_lazy(".photo_patches", "photo_folder"), "PATH/**/<photographs> cut into "
                     "patches for --task superres, a fifth held out whole", "your files", "none"),
+    "flickr8k": Entry(_lazy(".caption_files", "flickr8k"), "PATH/Flicker8k_Dataset/*.jpg, "
+                      "PATH/Flickr8k.token.txt and Flickr_8k.{train,dev,test}Images.txt "
+                      "(--task caption)", "your files", "none"),
+    "coco-captions": Entry(_lazy(".caption_files", "coco_captions"), "PATH/captions_<part>.json "
+                           "with images in PATH/<part>/ or PATH/images/ (--task caption)",
+                           "your files", "none"),
 }
 
 

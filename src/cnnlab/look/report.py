@@ -66,6 +66,10 @@ def inside_sections(run_dir: Path, spec: runs.RunSpec, device: str) -> list[str]
     from .filters import draw as draw_kernels, kernel_grid
     from .inspection import load_subject
     subject = load_subject(run=str(run_dir), device=device)
+    own = getattr(task_views(spec.config.task), "inside_sections", None)
+    if own is not None:  # a task that looks inside its own way (video: kernels over time)
+        clip, target = first_test_image(spec.config)
+        return own(subject.model, clip, spec.preprocess, target, spec.classes)
     kernels = kernel_grid(subject.model, model_name=subject.name)
     image, target = first_test_image(spec.config)
     picture, grids = layer_grids(subject, image)

@@ -22,7 +22,8 @@ class Video(Classify):
         images = getattr(splits.train, "images", None)
         if images is None or images.dim() != 5:
             raise UserError(f"data set {splits.name} holds images, not clips; train it with "
-                            "--task classify, or choose a set of clips (moving-shapes).")
+                            "--task classify, or choose a set of clips (moving-shapes, ucf101, "
+                            "hmdb51, videos:PATH).")
         return super().targets(splits)
 
     def preprocess(self, channels: int, size) -> Preprocess:
