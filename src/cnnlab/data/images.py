@@ -7,6 +7,7 @@ with the reason, so a data set can skip it and tell the user.
 """
 from __future__ import annotations
 
+import io
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,13 @@ MAX_PIXELS = 89_478_485
 
 
 class BadImage(UserError):
-    """A file that cannot be used as an image; the message is the reason."""
+    """A file that cannot be used as an image; the message is the reason, `kind` its sort:
+    "missing", "empty", "not-image", "too-large" or "damaged" (a service maps it to an HTTP
+    status: serve/limits.py)."""
+
+    def __init__(self, message: str, kind: str = "damaged"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -46,37 +53,42 @@ def _normalise_mode(img: Image.Image) -> Image.Image:
 
 
 @contextmanager
-def opened(path: str | Path, max_pixels: int = MAX_PIXELS):
-    """The file as an open PIL image whose size is checked; whatever goes wrong reading it,
-    here or in the caller's block, becomes a BadImage with the reason."""
+def opened(path: str | Path, max_pixels: int = MAX_PIXELS, data: bytes | None = None):
+    """The file (or the bytes `data`, `path` then only naming them) as an open PIL image whose
+    size is checked; whatever goes wrong reading it, here or in the caller's block, becomes a
+    BadImage with the reason."""
     path = Path(path)
-    if not path.is_file():
-        raise BadImage(f"{path} does not exist or is not a file.")
-    if path.stat().st_size == 0:
-        raise BadImage(f"{path} is empty (0 bytes).")
+    if data is None and not path.is_file():
+        raise BadImage(f"{path} does not exist or is not a file.", "missing")
+    if (len(data) if data is not None else path.stat().st_size) == 0:
+        raise BadImage(f"{path} is empty (0 bytes).", "empty")
     try:
         with warnings.catch_warnings():
+            # PIL warns above its MAX_IMAGE_PIXELS and raises above twice that: both refuse.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(path if data is None else io.BytesIO(data)) as img:
                 width, height = img.size  # read from the header, nothing decoded yet
                 if width * height > max_pixels:
                     raise BadImage(f"{path} claims {width}x{height} pixels, more than the limit "
-                                   f"of {max_pixels:,}; refused without decoding it.")
+                                   f"of {max_pixels:,}; refused without decoding it.",
+                                   "too-large")
                 yield img
     except BadImage:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImage(f"{path} claims more pixels than PIL's bomb limit; refused without "
-                       "decoding it.") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise BadImage(f"{path} claims more pixels than PIL's decompression-bomb limit; "
+                       "refused without decoding it.", "too-large") from None
     except UnidentifiedImageError:
-        raise BadImage(f"{path} is not an image file PIL can read.") from None
+        raise BadImage(f"{path} is not an image file PIL can read.", "not-image") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(f"{path} is damaged or truncated ({exc}).") from None
+        raise BadImage(f"{path} is damaged or truncated ({exc}).", "damaged") from None
 
 
-def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
-    """uint8 tensor C x H x W (C is 1 or 3), upright as the camera meant it."""
-    with opened(path, max_pixels) as img:
+def decode_image(path: str | Path, max_pixels: int = MAX_PIXELS,
+                 data: bytes | None = None) -> torch.Tensor:
+    """uint8 tensor C x H x W (C is 1 or 3), upright as the camera meant it; from `data`
+    (an upload's bytes, `path` its name) where given."""
+    with opened(path, max_pixels, data) as img:
         img.load()  # a truncated file fails here
         array = np.array(_normalise_mode(ImageOps.exif_transpose(img)))
     tensor = torch.from_numpy(array)

@@ -11,16 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import io
-import warnings
 
-import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
 
-# The same mode handling as `cnnlab predict` (grey stays grey, palettes and CMYK become RGB,
-# 16-bit is scaled, not clipped), so an upload and a file give the same answer.
-from ..data.images import _normalise_mode
+from ..data.images import BadImage, decode_image
 
 
 class Refused(Exception):
@@ -54,31 +48,18 @@ async def read_body(request, max_bytes: int, seconds: float) -> bytes:
         raise Refused(408, f"the request body did not arrive within {seconds:g} s.") from None
 
 
+# What an unusable upload answers, by the reason data/images.py gives.
+STATUS = {"empty": 422, "damaged": 422, "not-image": 415, "too-large": 413}
+
+
 def decode_upload(data: bytes, name: str, max_pixels: int) -> torch.Tensor:
-    """uint8 C x H x W, upright as the camera meant it; a Refused says why not: 415 not an
-    image, 413 more pixels than allowed (from the header alone), 422 damaged or truncated."""
-    if not data:
-        raise Refused(422, f"{name} is empty (0 bytes).")
+    """uint8 C x H x W, decoded exactly as `cnnlab predict` decodes a file (upright, the same
+    modes); a Refused says why not: 415 not an image, 413 more pixels than allowed (from the
+    header alone), 422 empty, damaged or truncated."""
     try:
-        with warnings.catch_warnings():
-            # PIL warns above its MAX_IMAGE_PIXELS and raises above twice that: both refuse.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size  # from the header; nothing is decoded yet
-                if width * height > max_pixels:
-                    raise Refused(413, f"{name} claims {width}x{height} pixels, more than the "
-                                       f"limit of {max_pixels:,}; refused without decoding it.")
-                img.load()  # a truncated file fails here
-                array = np.array(_normalise_mode(ImageOps.exif_transpose(img)))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Refused(413, f"{name} claims more pixels than PIL's decompression-bomb limit; "
-                           "refused without decoding it.") from None
-    except UnidentifiedImageError:
-        raise Refused(415, f"{name} is not an image file PIL can read.") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise Refused(422, f"{name} is damaged or truncated ({exc}).") from None
-    tensor = torch.from_numpy(array)
-    return tensor.unsqueeze(0) if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
+        return decode_image(name, max_pixels, data=data)
+    except BadImage as exc:
+        raise Refused(STATUS.get(exc.kind, 422), str(exc)) from None
 
 
 def check_token(expected: str | None, authorization: str | None) -> None:
