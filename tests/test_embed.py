@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from cnnlab.cli.main import main
 from cnnlab.data.catalog import DataSplits, Split
 from cnnlab.errors import UserError
-from cnnlab.tasks.embed import holdout, identification, roc, verification
+from cnnlab.tasks.embed import holdout, identification, roc, ten_fold, verification
 from cnnlab.tasks.metric_losses import arcface_logits, batch_hard, triplet_loss
 
 
@@ -65,6 +65,24 @@ def test_verification_matches_scikit_learn():
     assert metrics["pairs"] == len(scores)
 
 
+def test_ten_fold_protocol_picks_each_folds_threshold_on_the_other_nine():
+    rng = np.random.default_rng(1)
+    same = np.tile([True] * 6 + [False] * 6, 10)
+    scores = np.round(rng.normal(size=120) + same, 2)  # rounded: ties happen, as in real scores
+    folds = np.repeat(np.arange(10), 12)
+    accuracies = []
+    for fold in range(10):  # by brute force: every score as a threshold, the highest of a tie
+        rest = folds != fold
+        candidates = np.unique(scores[rest])[::-1]
+        rates = [((scores[rest] >= t) == same[rest]).mean() for t in candidates]
+        threshold = candidates[int(np.argmax(rates))]
+        accuracies.append(((scores[folds == fold] >= threshold) == same[folds == fold]).mean())
+    result = ten_fold(scores, same, folds)
+    assert result["pairs_accuracy"] == pytest.approx(np.mean(accuracies))
+    assert result["pairs_accuracy_std"] == pytest.approx(np.std(accuracies))
+    assert result["pairs_folds"] == 10
+
+
 def test_identification_uses_each_identitys_first_image_as_gallery():
     embeddings = torch.tensor([[1., 0.], [0., 1.], [0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     labels = torch.tensor([0, 1, 0, 1, 1])
@@ -96,6 +114,7 @@ def _png(path, image: np.ndarray):
     return str(path)
 
 
+@pytest.mark.slow  # trains
 def test_train_evaluate_and_verify_end_to_end(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--task", "embed", "--model-kwargs", "backbone=lenet5",
@@ -136,3 +155,88 @@ def test_user_mistakes_are_one_sentence_and_status_2(argv, message, capsys, tmp_
     *before, last = err.strip().splitlines()
     assert message in last and last.startswith("cnnlab: error:") and "Traceback" not in err
     assert len(before) <= 1 and all("embed-digits" in line for line in before)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("embed") / "run"
+    assert main(["train", "--task", "embed", "--epochs", "1", "--limit-batches", "2",
+                 "--quiet", "--out", str(run)]) == 0
+    return run
+
+
+def test_loss_is_the_issues_name_for_metric_loss(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--task", "embed", "--loss", "triplet", "--epochs", "1",
+                 "--limit-batches", "1", "--quiet", "--out", str(run)]) == 0
+    train = json.loads((run / "config.json").read_text())["train"]
+    assert train["metric_loss"] == "triplet" and "loss" not in train  # one name on record
+
+
+def test_verify_names_an_unreadable_file_in_one_sentence(tiny_run, tmp_path, capsys):
+    from sklearn.datasets import load_digits
+    good = _png(tmp_path / "good.png", load_digits().images[7])
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    capsys.readouterr()
+    assert main(["verify", str(tiny_run), good, str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(broken) in err and "Traceback" not in err
+
+
+def test_predict_embeds_the_readable_files_and_names_the_others(tiny_run, tmp_path, capsys):
+    from sklearn.datasets import load_digits
+    good = _png(tmp_path / "good.png", load_digits().images[8])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    capsys.readouterr()
+    assert main(["predict", str(tiny_run), good, str(empty), "--json"]) == 2
+    result = json.loads(capsys.readouterr().out)
+    assert [p["file"] for p in result["predictions"]] == [good]
+    assert len(result["predictions"][0]["embedding"]) == 16 * 4 * 4  # LeNet-5 channels, 4x4 grid
+    assert [e["file"] for e in result["errors"]] == [str(empty)]
+
+
+@pytest.mark.slow  # trains
+def test_a_folder_trains_with_held_out_classes_and_skips_a_broken_file(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    folder = tmp_path / "faces"
+    for name, digit in zip("abcd", range(4)):
+        (folder / name).mkdir(parents=True)
+        for k, image in enumerate(digits.images[digits.target == digit][:10]):
+            _png(folder / name / f"{k}.png", image)
+    broken = folder / "a" / "broken.png"
+    broken.write_text("not an image")
+    run = tmp_path / "run"
+    assert main(["train", "--task", "embed", "--dataset", f"folder:{folder}",
+                 "--holdout-classes", "d", "--epochs", "1", "--json", "--quiet",
+                 "--out", str(run)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["test_images"] == 10  # every image of d, none of a, b, c
+    assert str(broken) in (run / "skipped.txt").read_text()
+    assert json.loads((run / "config.json").read_text())["classes"] == ["a", "b", "c"]
+
+
+@pytest.mark.slow  # trains
+def test_an_embed_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
+    import dataclasses
+    import shutil
+    from cnnlab import TrainConfig, train
+    from cnnlab.training.run import resume_config
+    config = dataclasses.replace(TrainConfig.for_recipe("embed-digits"), epochs=2,
+                                 limit_batches=3, checkpoint_every=1, keep=100,
+                                 out=str(tmp_path / "straight"))
+    train(config, quiet=True)
+    run = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "straight", run)
+    (run / "model.safetensors").unlink()
+    for checkpoint in (run / "checkpoints").iterdir():
+        if checkpoint.name > "epoch-0002-step-000001.safetensors":
+            checkpoint.unlink()
+    train(resume_config(str(run), {}), quiet=True)
+    assert (run / "model.safetensors").read_bytes() == \
+        (tmp_path / "straight" / "model.safetensors").read_bytes()
+    val = lambda folder: [json.loads(line)["val_auc"] for line in  # noqa: E731
+                          (folder / "metrics.jsonl").read_text().splitlines()]
+    assert val(run) == val(tmp_path / "straight") and len(val(run)) == 2

@@ -114,7 +114,7 @@ class TrainConfig:
                       "side: 2, 3 or 4")
     metric_loss: str = _opt("arcface", "--task embed: ArcFace (additive angular margin 0.5, "
                             "scale 30) or triplet (batch-hard, margin 0.2)",
-                            choices=("arcface", "triplet"))
+                            choices=("arcface", "triplet"), aliases=("--loss",))
     holdout_classes: str = _opt("", "--task embed: classes kept out of training and validation, "
                                 "by name or index, comma-separated (e.g. 7,8,9); the test split "
                                 "then holds only them, to verify on identities never seen")

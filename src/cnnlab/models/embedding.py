@@ -1,10 +1,11 @@
 """An embedding network for metric learning (tasks/embed.py): any classification backbone's
-forward_features, global average pooling, a linear projection to `embedding_dim`, and L2
+forward_features, average pooling to a `grid` x `grid` of cells, centring, and L2
 normalisation, so that a dot product of two embeddings is their cosine similarity.
 
-The network also holds one weight vector per training class: ArcFace (Deng et al. 2019)
-compares an embedding with each normalised class vector. They serve only the loss; what the
-model returns, in training and evaluation, is the embedding.
+The network also holds ArcFace's head (Deng et al. 2019): a linear projection of the
+embedding to `embedding_dim` and one weight vector per training class, which the loss
+compares it with. The head serves only the loss; what the model returns, in training and
+evaluation, is the embedding before it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import create_model, model_info, register_model
+
+MEAN_MOMENTUM = 0.1  # per training step, as batch norm's running mean
 
 
 class EmbeddingNet(nn.Module):
@@ -32,18 +35,45 @@ class EmbeddingNet(nn.Module):
         # grid 1: global average pooling; grid g: average pooling to g x g cells, flattened
         # (keeps where in the image a feature is: what tells small digits apart)
         self.pool = nn.AdaptiveAvgPool2d(grid)
-        self.project = nn.Linear(probe.shape[1] * grid * grid, embedding_dim)
+        width = probe.shape[1] * grid * grid
+        # ArcFace's head, used only by the loss: a projection and one weight per class.
+        self.project = nn.Linear(width, embedding_dim)
         self.class_weights = nn.Parameter(torch.randn(num_classes, embedding_dim) * 0.01)
+        # The embedding is the pooled features themselves, less their mean over training
+        # images (kept as batch norm keeps its running mean), normalised. The head fits the
+        # training identities more closely than identities it never saw, as SimCLR found of
+        # its projection head; and a sigmoid's features are all positive, so that uncentred
+        # every image points about the same way. Measured on digits 7-9 never trained on
+        # (LeNet-5, grid 4, one seed): AUC 0.899 from the head, 0.931 from the features,
+        # 0.938 from the centred features.
+        self.register_buffer("mean", torch.zeros(width))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone's features pooled to the grid, flattened (N x width); in training,
+        the running mean follows them."""
         features = self.backbone.forward_features(x)
         if features.dim() == 4:
             features = self.pool(features)
-        return F.normalize(self.project(features.flatten(1)), dim=1)
+        features = features.flatten(1)
+        if self.training:
+            with torch.no_grad():
+                self.mean.lerp_(features.float().mean(0), MEAN_MOMENTUM)
+        return features
 
-    def class_cosines(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """cos(theta) between each embedding and each normalised class weight: N x classes."""
-        return embeddings @ F.normalize(self.class_weights, dim=1).t()
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(features - self.mean, dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(self.pooled(x))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """The loss's view of `pooled` features: projected and normalised."""
+        return F.normalize(self.project(features), dim=1)
+
+    def class_cosines(self, projected: torch.Tensor) -> torch.Tensor:
+        """cos(theta) between each `head` output and each normalised class weight:
+        N x classes."""
+        return projected @ F.normalize(self.class_weights, dim=1).t()
 
 
 @register_model(family="embedding", input_size=(1, 28, 28), architecture=EmbeddingNet,
