@@ -2,6 +2,7 @@
 scikit-learn, held-out classes, and the train / evaluate / verify commands end to end."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,11 +12,14 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from cnnlab import TrainConfig
 from cnnlab.cli.main import main
 from cnnlab.data.catalog import DataSplits, Split
 from cnnlab.errors import UserError
 from cnnlab.tasks.embed import holdout, identification, roc, ten_fold, verification
 from cnnlab.tasks.metric_losses import arcface_logits, batch_hard, triplet_loss
+
+from resume_check import assert_resumes_exactly
 
 
 def test_arcface_logits_by_hand():
@@ -220,23 +224,6 @@ def test_a_folder_trains_with_held_out_classes_and_skips_a_broken_file(tmp_path,
 
 @pytest.mark.slow  # trains
 def test_an_embed_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
-    import dataclasses
-    import shutil
-    from cnnlab import TrainConfig, train
-    from cnnlab.training.run import resume_config
     config = dataclasses.replace(TrainConfig.for_recipe("embed-digits"), epochs=2,
-                                 limit_batches=3, checkpoint_every=1, keep=100,
-                                 out=str(tmp_path / "straight"))
-    train(config, quiet=True)
-    run = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "straight", run)
-    (run / "model.safetensors").unlink()
-    for checkpoint in (run / "checkpoints").iterdir():
-        if checkpoint.name > "epoch-0002-step-000001.safetensors":
-            checkpoint.unlink()
-    train(resume_config(str(run), {}), quiet=True)
-    assert (run / "model.safetensors").read_bytes() == \
-        (tmp_path / "straight" / "model.safetensors").read_bytes()
-    val = lambda folder: [json.loads(line)["val_auc"] for line in  # noqa: E731
-                          (folder / "metrics.jsonl").read_text().splitlines()]
-    assert val(run) == val(tmp_path / "straight") and len(val(run)) == 2
+                                 limit_batches=3)
+    assert_resumes_exactly(config, tmp_path, "val_auc")

@@ -4,7 +4,6 @@ trains, evaluates, predicts and resumes with the usual run folder and --json."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -13,13 +12,15 @@ from PIL import Image
 from skimage.color import rgb2ycbcr
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from cnnlab import create_model
+from cnnlab import TrainConfig, create_model
 from cnnlab.cli.main import main
 from cnnlab.data import load_dataset
 from cnnlab.data import photo_patches
 from cnnlab.models.superres import bicubic
 from cnnlab.tasks import image_quality as quality
 from cnnlab.tasks.superres import Quality, pairs
+
+from resume_check import assert_resumes_exactly
 
 SMOKE = ["--task", "superres", "--dataset", "photos", "--epochs", "1", "--limit-batches", "2",
          "--batch-size", "8", "--quiet"]
@@ -171,24 +172,9 @@ def test_predict_upscales_a_big_image_in_tiles_without_seams(monkeypatch):
 
 
 def test_a_superres_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
-    from cnnlab import TrainConfig, train
-    from cnnlab.training.run import resume_config
-    config = TrainConfig(task="superres", model="espcn", dataset="photos", epochs=2,
-                         limit_batches=2, batch_size=8, checkpoint_every=1, keep=100,
-                         out=str(tmp_path / "straight"))
-    train(config, quiet=True)
-    run = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "straight", run)
-    (run / "model.safetensors").unlink()
-    for checkpoint in (run / "checkpoints").iterdir():
-        if checkpoint.name > "epoch-0002-step-000001.safetensors":
-            checkpoint.unlink()
-    train(resume_config(str(run), {}), quiet=True)
-    assert (run / "model.safetensors").read_bytes() == \
-        (tmp_path / "straight" / "model.safetensors").read_bytes()
-    val = lambda folder: [json.loads(line)["val_psnr"] for line in  # noqa: E731
-                          (folder / "metrics.jsonl").read_text().splitlines()]
-    assert val(run) == val(tmp_path / "straight") and len(val(run)) == 2
+    assert_resumes_exactly(TrainConfig(task="superres", model="espcn", dataset="photos",
+                                       epochs=2, limit_batches=2, batch_size=8), tmp_path,
+                           "val_psnr")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from cnnlab import TrainConfig
 from cnnlab.cli.main import main
 from cnnlab.data.moving_shapes import CLASSES, generate_moving_shapes
 from cnnlab.models import create_model, model_info
+
+from resume_check import assert_resumes_exactly
 
 VIDEO_MODELS = ["c3d", "frame_average", "r3d_18", "r2plus1d_18", "mc3_18"]
 
@@ -102,26 +105,6 @@ def test_clips_given_to_classification_are_one_sentence(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_video_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
-    import shutil
-
-    from cnnlab import TrainConfig, train
-    from cnnlab.training.run import resume_config
-    config = TrainConfig(task="video", model="c3d", dataset="moving-shapes", epochs=2,
-                         limit_batches=2, batch_size=8, checkpoint_every=1, keep=100,
-                         out=str(tmp_path / "straight"))
-    train(config, quiet=True)
-    run = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "straight", run)
-    (run / "model.safetensors").unlink()
-    stop = "epoch-0002-step-000001.safetensors"  # as if stopped after epoch 2's first step
-    names = sorted(c.name for c in (run / "checkpoints").iterdir())
-    assert stop in names and names[-1] > stop
-    for name in names:
-        if name > stop:
-            (run / "checkpoints" / name).unlink()
-    train(resume_config(str(run), {}), quiet=True)
-    assert (run / "model.safetensors").read_bytes() == \
-        (tmp_path / "straight" / "model.safetensors").read_bytes()
-    val = lambda folder: [json.loads(line)["val_accuracy"] for line in  # noqa: E731
-                          (folder / "metrics.jsonl").read_text().splitlines()]
-    assert val(run) == val(tmp_path / "straight") and len(val(run)) == 2
+    assert_resumes_exactly(TrainConfig(task="video", model="c3d", dataset="moving-shapes",
+                                       epochs=2, limit_batches=2, batch_size=8), tmp_path,
+                           "val_accuracy")
