@@ -3,6 +3,7 @@ from . import (alexnet, cifar2, cifar_fast, cifar_resnet, dcgan, deeplab, detect
                efficientnet, embedding, fcn, googlenet, lecture, lenet, lraspp, resnet,
                superres, unet, vgg, zfnet)
 from . import video  # noqa: F401  (--task video)
+from . import captioning  # noqa: F401  (--task caption)
 from .registry import (ModelInfo, create_model, list_models, model_info, parameter_count,
                        plan_input, register_model)
 

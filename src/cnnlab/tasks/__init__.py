@@ -20,9 +20,12 @@ run's config.json records which one it trained.
                 image_quality.py)
     gan         new images like the data set's: DCGAN (gan.py, gan_report.py; gan_judge.py,
                 gan_samples.py, frechet.py)
-    video       one class per clip: C3D, video ResNets (video.py, video_report.py)
+    video       one class per clip: C3D, video ResNets (video.py, video_report.py;
+                video_figures.py)
     embed       an embedding per image, ArcFace or triplet loss, verification on held-out
                 classes (embed.py, embed_report.py; metric_losses.py)
+    caption     a sentence per image: show-and-tell, show-attend-tell, BLEU with greedy and
+                beam search (caption.py, caption_report.py; vocabulary.py)
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ TASKS = {
     "video": TaskEntry("video:Video", "video_report", "one class per clip of frames"),
     "embed": TaskEntry("embed:Embed", "embed_report",
                        "an embedding per image, verified on held-out identities"),
+    "caption": TaskEntry("caption:Caption", "caption_report", "a sentence per image"),
 }
 
 
