@@ -265,3 +265,19 @@ def test_json_commands_say_a_failure_on_stdout_too(argv, capsys):
     captured = capsys.readouterr()
     error = json.loads(captured.out)["error"]
     assert error and error in captured.err
+
+
+@pytest.mark.fastpath
+def test_layouts_are_timed_on_batches_no_larger_than_the_data_set(tmp_path, monkeypatch):
+    from cnnlab.accel import layout
+    timed = []
+    real = layout.choose_layout
+
+    def recording(model, input_shape, batch_size, *args, **kwargs):
+        timed.append(batch_size)
+        return real(model, input_shape, batch_size, *args, **kwargs)
+
+    monkeypatch.setattr(layout, "choose_layout", recording)
+    assert main(["train", "--batch-size", "100000", "--epochs", "1", "--out",
+                 str(tmp_path / "run"), "--quiet"]) == 0
+    assert timed and max(timed) == 1257  # digits' training images, not 100,000

@@ -92,7 +92,8 @@ def compile_model(model: nn.Module, input_shape, batch_size: int, precision: Pre
     return seconds
 
 
-def _choose(config, model, input_shape, device, world) -> tuple[str, str, dict]:
+def _choose(config, model, input_shape, device, world, samples: int | None = None
+            ) -> tuple[str, str, dict]:
     """(layout, number format, {"layout format": seconds per step}): what the config fixes,
     else the fastest timed option. A number format other than the first candidate (fp32)
     must save MARGIN of a step, as channels_last must: a close call keeps the default."""
@@ -103,8 +104,10 @@ def _choose(config, model, input_shape, device, world) -> tuple[str, str, dict]:
         # --deterministic: nothing may depend on a timing
         fixed = "contiguous" if config.memory_format == "auto" else config.memory_format
         return fixed, formats[0], {}
+    # no step is ever larger than the data set: --batch-size 100000 on 1,257 images times 1,257
+    batch = min(config.batch_size, samples) if samples else config.batch_size
     chosen, number_format, seconds = _fastest(
-        model, input_shape, config.batch_size, formats, device, world.main, training=True,
+        model, input_shape, batch, formats, device, world.main, training=True,
         fixed=None if config.memory_format == "auto" else config.memory_format)
     chosen = distributed.broadcast(world, (chosen, number_format))  # every process alike
     return chosen[0], chosen[1], seconds
@@ -129,13 +132,14 @@ def _fastest(model, input_shape, batch_size: int, formats: list[str], device, re
 
 
 def setup(config, model: nn.Module, input_shape, device: torch.device,
-          world: distributed.World | None = None):
+          world: distributed.World | None = None, samples: int | None = None):
     """Apply the fast path `config` asks for to `model`, in place, before the optimiser and
-    any DataParallel wrapper see it. Returns the config with its 'auto' choices made, and
-    the FastPath (what was chosen and measured)."""
+    any DataParallel wrapper see it (timed on batches of at most `samples`, the training
+    set's size). Returns the config with its 'auto' choices made, and the FastPath (what was
+    chosen and measured)."""
     world = world or distributed.World()
     threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
-    chosen, number_format, seconds = _choose(config, model, input_shape, device, world)
+    chosen, number_format, seconds = _choose(config, model, input_shape, device, world, samples)
     precision = Precision(number_format, device.type)
     model.to(memory_format=layout.FORMATS[chosen])
     fast = FastPath(chosen, precision, threads, step_seconds=seconds)

@@ -83,7 +83,8 @@ def _train(config: TrainConfig, device, world, quiet: bool,
         locks.enter_context(training_lock(Path(config.resume)))
     spec, pipeline, model = prepare(config, device, world)
     input_shape = (pipeline.preprocess.channels, *pipeline.preprocess.size)
-    spec.config, fast = fastpath.setup(spec.config, model, input_shape, device, world)
+    spec.config, fast = fastpath.setup(spec.config, model, input_shape, device, world,
+                                       samples=pipeline.sizes["train"])
     config, batches = spec.config, pipeline.batches
     run_dir = Path(config.resume) if config.resume else None
     if run_dir is None:
