@@ -10,6 +10,9 @@ import sys
 import time
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from cnnlab.cli.main import build_parser, config_from_args, main
@@ -281,3 +284,42 @@ def test_layouts_are_timed_on_batches_no_larger_than_the_data_set(tmp_path, monk
     assert main(["train", "--batch-size", "100000", "--epochs", "1", "--out",
                  str(tmp_path / "run"), "--quiet"]) == 0
     assert timed and max(timed) == 1257  # digits' training images, not 100,000
+
+
+NUMERIC_FLAGS = ["--lr", "--momentum", "--weight-decay", "--label-smoothing", "--ema",
+                 "--clip-grad", "--seed", "--workers", "--batch-size", "--limit-batches",
+                 "--checkpoint-every", "--keep", "--step-size", "--gamma", "--epochs"]
+NUMBERS = st.one_of(st.integers(-10**20, 10**20), st.integers(-3, 40),
+                    st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from(["1e-3", "0.9", "-0", "1e400", "abc", "", "0x10", "1_000"]))
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, phases=[Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flag=st.sampled_from(NUMERIC_FLAGS), value=NUMBERS, where=st.sampled_from(["flag", "file"]))
+def test_any_number_in_a_flag_or_config_file_trains_one_batch_or_is_one_sentence(
+        tmp_path_factory, capsys, flag, value, where):
+    out = tmp_path_factory.mktemp("fuzz") / "run"
+    if flag in ("--epochs", "--limit-batches") and isinstance(value, int) and value > 2:
+        value = 2  # a valid run of millions of steps is not a smoke step
+    if where == "flag":
+        given_ = [flag, str(value)]
+    else:
+        config = out.parent / "c.yaml"
+        config.write_text(yaml.safe_dump({flag[2:].replace("-", "_"): value}))
+        given_ = ["--config", str(config)]
+    argv = ["train", *given_, "--out", str(out), "--quiet"]
+    if flag != "--epochs":
+        argv += ["--epochs", "1"]
+    if flag != "--limit-batches":
+        argv += ["--limit-batches", "1"]
+    try:
+        status = main(argv)
+    except SystemExit as stop:  # argparse's own refusal of a flag's type: usage and one line
+        status = stop.code
+    err = capsys.readouterr().err
+    assert status in (0, 2), err
+    assert "Traceback" not in err
+    if status == 2 and not err.startswith("usage:"):
+        assert len(err.strip().splitlines()) == 1, err

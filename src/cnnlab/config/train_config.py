@@ -168,6 +168,9 @@ class TrainConfig:
             raise UserError("--momentum and --weight-decay must not be negative.")
         if self.optimizer == "nesterov" and not self.momentum > 0:
             raise UserError("--optimizer nesterov needs a positive --momentum.")
+        if self.optimizer in ("adam", "adamw") and not self.momentum < 1:
+            raise UserError(f"--momentum is {self.optimizer}'s beta1, a decay that must be "
+                            f"below 1, not {self.momentum!r}.")
         if not 0 <= self.ema < 1:
             raise UserError(f"--ema must be in [0, 1) (0: off), not {self.ema!r}.")
         if self.dice < 0:
