@@ -77,6 +77,7 @@ def test_a_runs_own_config_json_is_a_config_file(tmp_path):
 def test_an_out_folder_holding_a_run_is_refused_before_the_data_is_read(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "config.json").write_text("{}")
+    (tmp_path / "run" / "model.safetensors").write_bytes(b"a finished run's weights")
     # the data set does not exist either: the run folder is what is said first
     assert main(["train", "--dataset", f"folder:{tmp_path / 'nowhere'}",
                  "--out", str(tmp_path / "run")]) == 2
