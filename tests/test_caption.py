@@ -3,7 +3,6 @@ training, evaluation, prediction and resume end to end."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -15,6 +14,8 @@ from cnnlab.data.shapes_captions import COLOURS, RELATIONS, generate_captioned_s
 from cnnlab.models import create_model, model_info
 from cnnlab.tasks.caption import bleu
 from cnnlab.tasks.vocabulary import SPECIALS, Vocabulary, caption_length, tokenise
+
+from resume_check import assert_resumes_exactly
 
 # A model small enough that a step takes well under a second on a CPU.
 TINY = {"backbone": "lenet5", "activation": "relu", "embed_dim": 16, "hidden_dim": 32,
@@ -171,28 +172,11 @@ def test_evaluate_and_predict_a_caption_run(trained, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_caption_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
-    from cnnlab import TrainConfig, train
-    from cnnlab.training.run import resume_config
+    from cnnlab import TrainConfig
     config = TrainConfig(task="caption", model="show_attend_tell", dataset="shapes-captions",
-                         epochs=2, limit_batches=2, batch_size=8, checkpoint_every=1, keep=100,
-                         model_kwargs=dict(TINY), augment="none", precision="fp32",
-                         out=str(tmp_path / "straight"))
-    train(config, quiet=True)
-    run = tmp_path / "resumed"
-    shutil.copytree(tmp_path / "straight", run)
-    (run / "model.safetensors").unlink()
-    stop = "epoch-0002-step-000001.safetensors"
-    names = sorted(c.name for c in (run / "checkpoints").iterdir())
-    assert stop in names and names[-1] > stop
-    for name in names:
-        if name > stop:
-            (run / "checkpoints" / name).unlink()
-    train(resume_config(str(run), {}), quiet=True)
-    assert (run / "model.safetensors").read_bytes() == \
-        (tmp_path / "straight" / "model.safetensors").read_bytes()
-    losses = lambda folder: [json.loads(line)["train_loss"] for line in  # noqa: E731
-                             (folder / "metrics.jsonl").read_text().splitlines()]
-    assert losses(run) == losses(tmp_path / "straight") and len(losses(run)) == 2
+                         epochs=2, limit_batches=2, batch_size=8, model_kwargs=dict(TINY),
+                         augment="none", precision="fp32")
+    assert_resumes_exactly(config, tmp_path, "train_loss")
 
 
 @pytest.mark.parametrize("argv, message", [
