@@ -311,15 +311,3 @@ def serve_markdown(result: dict) -> str:
               f"{health['p99_ms']} ms; temporary files left: "
               f"{len(abuse_result['temporary_files_left'])}.", ""]
     return "\n".join(lines)
-
-
-def write_serve_results(result: dict, out_dir: str | Path, quick: bool = False):
-    """OUT/<date>-serve[-quick].{json,md}."""
-    import json
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = f"{result['created'][:10]}-serve{'-quick' if quick else ''}"
-    paths = out / f"{stem}.json", out / f"{stem}.md"
-    paths[0].write_text(json.dumps(result, indent=2) + "\n")
-    paths[1].write_text(serve_markdown(result))
-    return paths

@@ -16,12 +16,14 @@ def run_task_bench(task: str, quick: bool = False) -> dict:
     return bench(QUICK if quick else FULL[task])
 
 
-def write_task_results(result: dict, out_dir: str | Path, quick: bool = False):
-    """OUT/<date>-<task>[-quick].{json,md}."""
+def write_task_results(result: dict, out_dir: str | Path, quick: bool = False,
+                       name: str | None = None, markdown=task_markdown):
+    """OUT/<date>-<name>[-quick].{json,md}: the result and its `markdown` table (the name is
+    the task's unless given: `serve` for serve_load's)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{result['created'][:10]}-{result['task']}{'-quick' if quick else ''}"
+    stem = f"{result['created'][:10]}-{name or result['task']}{'-quick' if quick else ''}"
     paths = out / f"{stem}.json", out / f"{stem}.md"
     paths[0].write_text(json.dumps(result, indent=2) + "\n")
-    paths[1].write_text(task_markdown(result))
+    paths[1].write_text(markdown(result))
     return paths

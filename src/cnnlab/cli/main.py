@@ -270,9 +270,11 @@ def cmd_datasets(args) -> int:
 
 def cmd_bench(args) -> int:
     if args.task == "serve":
-        from ..bench.serve_load import FULL, QUICK, bench_serve, serve_markdown, write_serve_results
+        from ..bench.serve_load import FULL, QUICK, bench_serve, serve_markdown
+        from ..bench.task_suite import write_task_results
         result = bench_serve(QUICK if args.quick else FULL)
-        paths = write_serve_results(result, args.out, quick=args.quick)
+        paths = write_task_results(result, args.out, quick=args.quick, name="serve",
+                                   markdown=serve_markdown)
         result["files"] = [str(p) for p in paths]
         _emit(args, result, f"{serve_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
         return 0
