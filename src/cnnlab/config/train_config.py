@@ -38,6 +38,7 @@ def _opt(default, help: str, **extra):
 TRANSFER_MODES = ("features", "finetune", "scratch")
 # More decoding processes than this only wait on each other (and 1,000 exhaust the machine).
 MAX_WORKERS = 32
+FLOAT32_MAX = 3.4028234663852886e38  # torch.finfo(torch.float32).max
 # Where a run lives, not how it trains: left out when a run's config.json is given as --config.
 RUN_PLACE = ("out", "resume")
 
@@ -156,6 +157,9 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise UserError(f"--{_flag(f.name)} must be a finite number, not {value!r}.")
+            if isinstance(value, float) and abs(value) > FLOAT32_MAX:  # the optimiser's type
+                raise UserError(f"--{_flag(f.name)} {value!r} is beyond what a float32 holds "
+                                f"({FLOAT32_MAX:.3g}).")
         if not self.lr > 0:
             raise UserError(f"--lr must be a positive number, not {self.lr!r}.")
         if not 0 <= self.seed < 2**32:
