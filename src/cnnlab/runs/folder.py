@@ -58,16 +58,22 @@ def never_saved(path: Path) -> bool:
     return not (path / WEIGHTS).exists() and not checkpoints(path)
 
 
+def clear_stopped_run(path: Path) -> None:
+    """The files of a run that stopped before its first checkpoint, which refuse_taken_out
+    lets a new run replace; called only with the folder's lock held, so a run still starting
+    there keeps its files."""
+    if (path / CONFIG).exists():
+        LOGGER.warning("%s held a run that stopped before its first checkpoint; this run "
+                       "replaces it.", path)
+        for name in (METRICS, SKIPPED, CURVES):  # what it wrote that this run appends to
+            (path / name).unlink(missing_ok=True)   # or might not write at all
+
+
 def new_run_dir(config: TrainConfig) -> Path:
     """Create the run folder; refuse to mix a new run into an old one."""
     refuse_taken_out(config)
     if config.out:
         path = Path(config.out)
-        if (path / CONFIG).exists():
-            LOGGER.warning("%s held a run that stopped before its first checkpoint; this run "
-                           "replaces it.", path)
-            for name in (METRICS, SKIPPED, CURVES):  # what it wrote that this run appends to
-                (path / name).unlink(missing_ok=True)   # or might not write at all
     else:
         stem = f"runs/{time.strftime('%Y%m%d-%H%M%S')}-{config.model}-{config.dataset}"
         path, n = Path(stem), 1

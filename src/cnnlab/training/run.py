@@ -143,6 +143,7 @@ def _new_locked_run_dir(config: TrainConfig, locks: contextlib.ExitStack) -> Pat
     run_dir = runs.new_run_dir(config)
     locks.enter_context(training_lock(run_dir))
     runs.refuse_taken_out(config)  # again, now that no other process can be writing it
+    runs.clear_stopped_run(run_dir)
     return run_dir
 
 
