@@ -70,8 +70,8 @@ def clear_stopped_run(path: Path) -> None:
 
 
 def new_run_dir(config: TrainConfig) -> Path:
-    """Create the run folder; refuse to mix a new run into an old one."""
-    refuse_taken_out(config)
+    """Create the run folder (refuse_taken_out, before and after the lock, keeps an old run
+    or the user's files out of it: training/run.py)."""
     if config.out:
         path = Path(config.out)
     else:
