@@ -10,17 +10,20 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from safetensors import safe_open
 
 from cnnlab.cli.main import build_parser, config_from_args, main
 from cnnlab.data import load_dataset
 from cnnlab.data.files import csv_listing
-from cnnlab.runs.checkpoint import save_checkpoint
+from cnnlab.errors import UserError
+from cnnlab.runs.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.runs.lock import training_lock
-from cnnlab.runs.resume import load_newest
+from cnnlab.runs.resume import RESUMES_FROM, load_newest
 
 
 @pytest.mark.slow
@@ -50,6 +53,22 @@ def test_numbers_no_run_can_use_are_one_sentence(tmp_path, capsys, flags, words)
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model, option, words", [
+    ("lenet5", "activation=[1]", "option activation takes a name"),
+    ("cifar_fast", "widths=abc", "option widths takes a list"),
+    ("cifar_fast", "widths=[64,x,3]", "takes a list of whole numbers"),
+    ("cifar_fast", "widths=[-1,2,3]", "cannot be built with widths=[-1, 2, 3]"),
+    ("vgg11", "dropout=2", "dropout probability has to be between 0 and 1"),
+    ("lecture_cnn", "dropout=0.5", "it takes no options"),
+])
+def test_model_options_of_the_wrong_kind_or_range_are_one_sentence(tmp_path, capsys, model,
+                                                                   option, words):
+    assert main(["train", "--model", model, "--model-kwargs", option, "--epochs", "1",
+                 "--limit-batches", "1", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("content, words", [
@@ -87,11 +106,75 @@ def test_an_out_folder_holding_a_run_is_refused_before_the_data_is_read(tmp_path
 def test_resuming_past_a_damaged_newest_checkpoint_says_which_was_used(tmp_path, caplog):
     folder = tmp_path / "checkpoints"
     folder.mkdir()
-    save_checkpoint(folder / "epoch-0001-step-000000.safetensors", {"epoch": 1})
+    save_checkpoint(folder / "epoch-0001-step-000000.safetensors", _complete(1))
     (folder / "epoch-0002-step-000000.safetensors").write_bytes(b"cut short by a crash")
     assert load_newest(tmp_path)["epoch"] == 1
     assert "resuming from epoch-0001-step-000000.safetensors" in caplog.text
     assert "epoch-0002-step-000000.safetensors" in caplog.text
+
+
+def _complete(epoch: int) -> dict:
+    """A checkpoint with every entry a resume reads (their values do not matter here)."""
+    return {**{key: [1] for key in RESUMES_FROM}, "epoch": epoch,
+            "model": {"weight": torch.ones(2)}}
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda state: state.pop("epoch"), "it lacks epoch"),
+    (lambda state: state.update(epoch="two"), "a valid epoch"),
+    (lambda state: state.pop("optimizer"), "it lacks optimizer"),
+])
+def test_a_checkpoint_lacking_what_resume_needs_is_passed_over_saying_why(tmp_path, caplog,
+                                                                         capsys, spoil, words):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    save_checkpoint(folder / "epoch-0001-step-000000.safetensors", _complete(1))
+    spoiled = _complete(2)
+    spoil(spoiled)
+    save_checkpoint(folder / "epoch-0002-step-000000.safetensors", spoiled)
+    assert load_newest(tmp_path)["epoch"] == 1
+    assert words in caplog.text
+    (folder / "epoch-0001-step-000000.safetensors").unlink()  # the spoiled one is all there is
+    with pytest.raises(UserError, match="none of the checkpoints"):
+        load_newest(tmp_path)
+
+
+def test_a_checkpoint_missing_a_tensor_is_one_sentence(tmp_path):
+    from safetensors.torch import load_file, save_file
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, _complete(1))
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    tensors.pop(next(iter(tensors)))
+    save_file(tensors, str(path), metadata=metadata)
+    with pytest.raises(UserError, match="is not a complete cnnlab checkpoint"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("edit, command, words", [
+    (lambda c: c.update(classes=c["classes"][:5]), "predict", "lists 5 classes for a model with 10"),
+    (lambda c: c["preprocess"].update(size=[0, -3]), "predict", "the image size [0, -3]"),
+    (lambda c: c.update(model={}), "predict", "num_classes and in_channels"),
+    (lambda c: c.pop("preprocess"), "evaluate", "it has no 'preprocess'"),
+    (lambda c: c["train"].update(model="lecture_cnn"), "predict", "do not fit the model"),
+    (lambda c: c["train"].update(model="resnet20"), "resume", "the checkpoints of"),
+])
+def test_a_hand_edited_config_json_is_one_sentence(short_run, tmp_path, capsys, edit, command,
+                                                   words):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(short_run.run_dir, run)
+    values = json.loads((run / "config.json").read_text())
+    edit(values)
+    (run / "config.json").write_text(json.dumps(values))
+    picture = tmp_path / "digit.png"
+    Image.new("L", (8, 8), 128).save(picture)
+    argv = {"predict": ["predict", str(run), str(picture)], "evaluate": ["evaluate", str(run)],
+            "resume": ["train", "--resume", str(run)]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1, err
 
 
 @pytest.fixture(scope="module")
@@ -325,3 +408,27 @@ def test_any_number_in_a_flag_or_config_file_trains_one_batch_or_is_one_sentence
     assert "Traceback" not in err
     if status == 2 and not err.startswith("usage:"):
         assert len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_no_room_on_the_disk_is_one_sentence_and_loses_nothing(tmp_path):
+    """A file size limit (ulimit -f) fails a write as a full disk does: the checkpoint does not
+    fit, what was written before stays whole, and no temporary is left behind."""
+    import resource
+
+    def small_files_only():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1",
+                           "--limit-batches", "1", "--out", str(run)], preexec_fn=small_files_only,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("cnnlab: error: there is no room to write") and "Traceback" not in \
+        done.stderr, done.stderr
+    assert "nothing was lost" in last
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 1
+    assert not [p for p in run.rglob("*") if ".cnnlab-tmp-" in p.name]

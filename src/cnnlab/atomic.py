@@ -11,6 +11,7 @@ save removes only cnnlab's own leftovers of processes that are gone, never a use
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -22,6 +23,8 @@ from .errors import UserError
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: the process's umask, for the permissions of new files
 TEMP_PREFIX = ".cnnlab-tmp-"
+# A full disk, a full quota, or a file size limit (ulimit -f): no room, whatever the cause.
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _TEMP_NAME = re.compile(re.escape(TEMP_PREFIX) + r"(\d+)-")
 
 
@@ -38,6 +41,14 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        if exc.errno in NO_ROOM:
+            raise UserError(f"there is no room to write {path} ({len(data):,} bytes: "
+                            f"{exc.strerror.lower()}); nothing was lost, since what was there "
+                            "before is intact: free some space and run the command again."
+                            ) from None
+        raise
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise

@@ -17,6 +17,7 @@ import threading
 
 import yaml
 
+from ..atomic import NO_ROOM
 from ..errors import UserError
 
 
@@ -463,10 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser(_command_in(argv)).parse_args(argv)
         return args.run_command(args)
     except UserError as exc:
-        print(f"cnnlab: {'' if hasattr(exc, 'exit_code') else 'error: '}{exc}", file=sys.stderr)
-        if getattr(args, "json", False):  # a program reading stdout learns why too
-            print(json.dumps({"error": str(exc)}))
-        return getattr(exc, "exit_code", 2)
+        return _failed(args, exc)
     except KeyboardInterrupt:
         print("cnnlab: interrupted.", file=sys.stderr)
         return 130
@@ -475,9 +473,24 @@ def main(argv: list[str] | None = None) -> int:
         # Python must not complain when it flushes stdout at exit (its docs' recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        if exc.errno not in NO_ROOM:
+            raise
+        # a write outside atomic_write (an appended log line): the files before it are whole
+        where = f" {exc.filename}" if exc.filename else ""
+        return _failed(args, UserError(
+            f"there is no room to write{where} ({exc.strerror.lower()}); the files written "
+            "before are intact: free some space and run the command again."))
     finally:
         if in_charge:
             signal.signal(signal.SIGINT, previous)
+
+
+def _failed(args, exc: UserError) -> int:
+    print(f"cnnlab: {'' if hasattr(exc, 'exit_code') else 'error: '}{exc}", file=sys.stderr)
+    if getattr(args, "json", False):  # a program reading stdout learns why too
+        print(json.dumps({"error": str(exc)}))
+    return getattr(exc, "exit_code", 2)
 
 
 if __name__ == "__main__":

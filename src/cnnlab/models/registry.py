@@ -46,11 +46,16 @@ class ModelInfo:
     @property
     def options(self) -> tuple[str, ...]:
         """Keyword options a user may pass (norm, stem, layout, dropout ...)."""
+        return tuple(self.option_defaults)
+
+    @property
+    def option_defaults(self) -> dict:
+        """Each option with its default, whose type is the type a value must have."""
         params = dict(inspect.signature(self.builder).parameters)
         if any(p.kind is p.VAR_KEYWORD for p in params.values()) and self.architecture:
             params.update(inspect.signature(self.architecture.__init__).parameters)
-        return tuple(name for name, p in params.items() if name not in _BUILD_ARGS
-                     and p.default is not p.empty and p.kind is not p.POSITIONAL_ONLY)
+        return {name: p.default for name, p in params.items() if name not in _BUILD_ARGS
+                and p.default is not p.empty and p.kind is not p.POSITIONAL_ONLY}
 
     @property
     def accepts_norm(self) -> bool:
@@ -61,23 +66,60 @@ class ModelInfo:
         return self.small_input_size or self.input_size
 
     def check_options(self, kwargs: dict) -> None:
-        for key in kwargs:
+        defaults = self.option_defaults
+        for key, value in kwargs.items():
             if key == "norm" and not self.accepts_norm:
                 families = sorted({i.family for i in _REGISTRY.values() if i.accepts_norm})
                 raise UserError(f"model {self.name} keeps its own normalisation; a norm can be "
                                 f"chosen for the {', '.join(families)} models.")
-            if key not in self.options:
-                raise UserError(f"model {self.name} has no option '{key}'; its options are: "
-                                f"{', '.join(self.options) or 'none'}.")
+            if key not in defaults:
+                raise UserError(f"model {self.name} has no option '{key}'; " + (
+                    f"its options are: {', '.join(defaults)}." if defaults
+                    else "it takes no options."))
+            default = defaults[key]
+            wanted = _KIND_OF.get(type(default))
+            if wanted and not _is_kind(value, wanted[0]):
+                raise UserError(f"model {self.name}'s option {key} takes {wanted[1]} (its "
+                                f"default is {default!r}), not {value!r}.")
+            listed = wanted and wanted[0] is tuple and default
+            item = _KIND_OF.get(type(default[0])) if listed else None
+            if item and not all(_is_kind(v, item[0]) for v in value):
+                raise UserError(f"model {self.name}'s option {key} takes a list of "
+                                f"{item[1].removeprefix('a ')}s (its default is {default!r}), "
+                                f"not {value!r}.")
 
     def build(self, num_classes: int | None = None, in_channels: int | None = None,
               **kwargs) -> nn.Module:
         self.check_options(kwargs)
-        model = self.builder(num_classes=self.num_classes if num_classes is None else num_classes,
-                             in_channels=self.input_size[0] if in_channels is None else in_channels,
-                             **kwargs)
+        try:
+            model = self.builder(
+                num_classes=self.num_classes if num_classes is None else num_classes,
+                in_channels=self.input_size[0] if in_channels is None else in_channels, **kwargs)
+        except (ValueError, TypeError, RuntimeError) as exc:
+            if not kwargs:  # cnnlab's own defaults failing is a bug, not the user's doing
+                raise
+            given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            raise UserError(f"model {self.name} cannot be built with {given}: "
+                            f"{str(exc).strip().rstrip('.')}.") from None
         model.info = self
         return model
+
+
+# What a value must be, judged by the option's default (an option whose default is None
+# takes anything its builder checks): the type, and how to say it.
+_KIND_OF = {bool: (bool, "true or false"), int: (int, "a whole number"),
+            float: (float, "a number"), str: (str, "a name"),
+            tuple: (tuple, "a list"), list: (tuple, "a list")}
+
+
+def _is_kind(value, kind: type) -> bool:
+    if kind is bool or isinstance(value, bool):
+        return isinstance(value, bool) and kind is bool
+    if kind is float:
+        return isinstance(value, (int, float))
+    if kind is tuple:
+        return isinstance(value, (list, tuple))
+    return isinstance(value, kind)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}

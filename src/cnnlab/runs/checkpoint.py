@@ -41,8 +41,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
-        raise UserError(f"the weights in {path} do not fit this model: {first}") from None
+        raise UserError(f"the weights in {path} do not fit the model its config.json describes "
+                        f"({mismatch(exc)}); was config.json edited?") from None
     return model
 
 
@@ -86,6 +86,22 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> dic
         with safe_open(str(path), framework="pt", device=str(device)) as handle:
             skeleton = json.loads((handle.metadata() or {})[STATE_KEY])
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (SafetensorError, OSError, KeyError, ValueError) as exc:
+        return _join_tensors(skeleton, tensors)
+    except KeyError as exc:  # a tensor the state refers to is not in the file
+        raise UserError(f"{path} is not a complete cnnlab checkpoint (no tensor {exc}).") from None
+    except (SafetensorError, OSError, ValueError) as exc:
         raise UserError(f"{path} is not a readable cnnlab checkpoint ({exc}).") from None
-    return _join_tensors(skeleton, tensors)
+
+
+def mismatch(exc: RuntimeError) -> str:
+    """What load_state_dict's many-line complaint comes to, in a few words."""
+    parts, sizes = [], []
+    for line in (line.strip() for line in str(exc).splitlines()[1:]):
+        label, _, keys = line.partition(" key(s) in state_dict: ")
+        if keys:  # "Missing key(s) in state_dict: "a", "b"." or "Unexpected ..."
+            parts.append(f"{keys.count(',') + 1} {label.lower()} tensor(s)")
+        elif line.startswith("size mismatch"):
+            sizes.append(line.rstrip(".,"))
+    if sizes:  # the first says enough
+        parts.append(f"{len(sizes)} of another shape, the first: {sizes[0]}")
+    return ", ".join(parts) or str(exc).splitlines()[0]

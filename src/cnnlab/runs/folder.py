@@ -31,6 +31,7 @@ from ..data.transforms import Preprocess
 from ..errors import UserError
 from ..logs import LOGGER
 from ..models import create_model
+from ..models.heads import add_hidden_layers
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 METRICS, CURVES = "metrics.jsonl", "curves.png"  # a task's own pictures are named in tasks/
@@ -102,8 +103,10 @@ class RunSpec:
 
     def build_model(self) -> nn.Module:
         args = self.model_args
-        return create_model(self.config.model, num_classes=args["num_classes"],
-                            in_channels=args["in_channels"], **args.get("kwargs", {}))
+        model = create_model(self.config.model, num_classes=args["num_classes"],
+                             in_channels=args["in_channels"], **args.get("kwargs", {}))
+        # the several-layer head a transfer run trained (--head-layers; models/heads.py)
+        return add_hidden_layers(model, self.config.head_layers if self.config.pretrained else 1)
 
 
 def write_spec(run_dir: Path, spec: RunSpec) -> None:
@@ -116,11 +119,41 @@ def read_spec(run_dir: str | Path) -> RunSpec:
         raise UserError(f"{run_dir} is not a cnnlab run folder (it has no {CONFIG}).")
     try:
         values = json.loads((run_dir / CONFIG).read_text())
-        return RunSpec(TrainConfig.from_dict(values["train"], str(run_dir / CONFIG)),
+        spec = RunSpec(TrainConfig.from_dict(values["train"], str(run_dir / CONFIG)),
                        list(values["classes"]), dict(values["model"]),
                        Preprocess.from_dict(values["preprocess"]))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{run_dir / CONFIG} is damaged or not from cnnlab ({exc!r}).") from None
+    except KeyError as exc:
+        raise UserError(f"{run_dir / CONFIG} is damaged or not from cnnlab (it has no "
+                        f"{exc}).") from None
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{run_dir / CONFIG} is damaged or not from cnnlab ({exc}).") from None
+    wrong = _inconsistency(spec)
+    if wrong:
+        raise UserError(f"{run_dir / CONFIG} was edited into something no model can be built "
+                        f"from: {wrong}.")
+    return spec
+
+
+def _inconsistency(spec: RunSpec) -> str | None:
+    """What in a hand-edited config.json cannot describe a model and its input, if anything."""
+    size, args = spec.preprocess.size, spec.model_args
+
+    def whole(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+    if not all(isinstance(c, str) for c in spec.classes):
+        return "the class names must be text"
+    if not (len(size) == 2 and all(map(whole, size))):
+        return f"the image size {list(size)} must be two whole numbers above 0"
+    if spec.preprocess.channels not in (1, 3) or len(spec.preprocess.mean) != \
+            spec.preprocess.channels or len(spec.preprocess.std) != spec.preprocess.channels:
+        return "the channels, mean and std do not agree (1 or 3 channels, a value each)"
+    if not (whole(args.get("num_classes")) and whole(args.get("in_channels"))):
+        return "the model's num_classes and in_channels must be whole numbers above 0"
+    if spec.config.task == "classify" and args["num_classes"] != len(spec.classes):
+        return (f"it lists {len(spec.classes)} classes for a model with "
+                f"{args['num_classes']} outputs")
+    return None
 
 
 @dataclass

@@ -19,6 +19,8 @@ from ..errors import UserError
 from ..logs import LOGGER
 
 FOLDER = "checkpoints"
+# What a checkpoint must hold for a resume to carry on exactly (training/session.py writes it).
+RESUMES_FROM = ("epoch", "tally", "model", "optimizer", "scheduler", "batches", "rng")
 NAME = re.compile(r"epoch-(\d+)-step-(\d+)\.safetensors$")
 
 
@@ -78,6 +80,10 @@ def load_newest(run_dir: Path, device="cpu") -> dict:
             state = load_checkpoint(path, device)
         except UserError as exc:
             refused.append(f"{path.name} ({exc})")
+            continue
+        lacking = [key for key in RESUMES_FROM if key not in state]
+        if lacking or not isinstance(state["epoch"], int) or state["epoch"] < 1:
+            refused.append(f"{path.name} (it lacks {', '.join(lacking) or 'a valid epoch'})")
             continue
         if refused:
             LOGGER.warning("resuming from %s: the newer %s could not be read.", path.name,

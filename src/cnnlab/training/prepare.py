@@ -40,6 +40,8 @@ def prepare(config: TrainConfig, device: torch.device, world: distributed.World 
         raise UserError(f"model {info.name} is made for --task {info.task}, not {config.task}; "
                         f"the {config.task} models: "
                         f"{', '.join(n for n in list_models() if model_info(n).task == config.task)}.")
+    if info is not None:  # a wrong --model-kwargs is said before any data is loaded
+        info.check_options(config.model_kwargs)
     if record is not None and not as_backbone:
         config = dataclasses.replace(config, model=record.name)
     # What the task learns from: class labels, or masks in place of them for segmentation.

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..accel import distributed, fastpath
 from ..runs import resume, folder as runs
+from ..runs.checkpoint import mismatch
 from ..runs.lock import training_lock
 from . import session, transfer
 from . import tensorboard as tensorboard_log
@@ -109,7 +110,11 @@ def _train(config: TrainConfig, device, world, quiet: bool,
                           ema=make_ema(model, config.ema) if config.ema else None)
     start_epoch, tally = 1, None
     if config.resume:
-        start_epoch, tally = run.restore(resume.load_newest(run_dir, "cpu"), device)
+        try:
+            start_epoch, tally = run.restore(resume.load_newest(run_dir, "cpu"), device)
+        except RuntimeError as exc:  # load_state_dict's: the model is not the checkpoint's
+            raise UserError(f"the checkpoints of {run_dir} do not fit the model its config.json "
+                            f"describes ({mismatch(exc)}); was config.json edited?") from None
         if world.main:
             session.keep_metrics_before(run_dir, start_epoch)
         run.log(f"resuming {run_dir} at epoch {start_epoch}"
