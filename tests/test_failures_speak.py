@@ -432,3 +432,35 @@ def test_no_room_on_the_disk_is_one_sentence_and_loses_nothing(tmp_path):
     assert "nothing was lost" in last
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 1
     assert not [p for p in run.rglob("*") if ".cnnlab-tmp-" in p.name]
+
+
+def test_a_run_evaluated_in_another_number_format_than_it_trained_in_says_so(short_run, tmp_path,
+                                                                           capsys, caplog):
+    """A run trained on a GPU in fp16, evaluated on a CPU (which has no fp16 matrix units)."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(short_run.run_dir, run)
+    values = json.loads((run / "config.json").read_text())
+    values["train"]["precision"] = "fp16"
+    (run / "config.json").write_text(json.dumps(values))
+    assert main(["evaluate", str(run), "--device", "cpu", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "this run trained in fp16" in caplog.text and "evaluated in fp32" in caplog.text
+    assert json.loads(captured.out)["accuracy"] > 0
+
+
+@pytest.mark.slow
+def test_quiet_and_verbose_set_how_much_the_cnnlab_logger_says(tmp_path):
+    def train(*flags):
+        return subprocess.run([sys.executable, "-m", "cnnlab", "train", "--epochs", "1",
+                               "--limit-batches", "1", "--out", str(tmp_path / flags[0]),
+                               *flags], capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    verbose, quiet = train("--verbose"), train("--quiet")
+    assert verbose.returncode == quiet.returncode == 0
+    assert "test accuracy" in verbose.stderr and "checkpoint" in verbose.stderr
+    assert "cnnlab train took" in verbose.stderr
+    assert quiet.stderr == ""
+    both = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--quiet", "--verbose"],
+                          capture_output=True, text=True)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr

@@ -20,16 +20,17 @@ class _ProgressSafe(logging.Handler):
 
 
 @contextmanager
-def reported(quiet: bool = False):
-    """The "cnnlab" logger's INFO lines on stderr, unless `quiet` or the application gave the
-    logger (or the root logger) handlers of its own, which then decide."""
+def reported(quiet: bool = False, verbose: bool = False):
+    """The "cnnlab" logger's lines on stderr: warnings only if `quiet`, the details too if
+    `verbose`, INFO and above otherwise; unless the application gave the logger (or the root
+    logger) handlers of its own, which then decide."""
     configured = LOGGER.handlers or logging.getLogger().handlers
-    if quiet or configured:
+    if configured:
         yield
         return
     handler, level = _ProgressSafe(), LOGGER.level
     LOGGER.addHandler(handler)
-    LOGGER.setLevel(logging.INFO)
+    LOGGER.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO)
     try:
         yield
     finally:

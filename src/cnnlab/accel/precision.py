@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..logs import LOGGER
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -65,6 +66,9 @@ def recorded_precision(name: str, device: torch.device) -> "Precision":
     try:
         return Precision(resolve_precision(name, device), device.type)
     except UserError:
+        LOGGER.warning("this run trained in %s, which this %s cannot run; it is evaluated in "
+                       "fp32 instead, so the last digits of its figures may differ from "
+                       "training's.", name, device.type.upper())
         return Precision("fp32", device.type)
 
 

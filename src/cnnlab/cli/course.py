@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-# argparse's own bookkeeping; everything else a parser here defines is a library keyword
-_NOT_OPTIONS = {"json", "quiet", "command", "run_command", "explain_command"}
+from .options import options  # noqa: F401 (cli/claims*.py import it from here)
 
 
-def options(args: argparse.Namespace) -> dict:
-    """The parsed arguments as keyword arguments for the library function."""
-    return {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
 
 
 def add_conv_shape_args(parser: argparse.ArgumentParser) -> None:

@@ -8,14 +8,10 @@ from __future__ import annotations
 
 import argparse
 
+
 from ..export import SUFFIXES
 
-_NOT_OPTIONS = {"json", "quiet", "command", "run_command"}
 
-
-def options(args: argparse.Namespace) -> dict:
-    """The parsed arguments as keyword arguments of cnnlab.export.command.export."""
-    return {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
 
 
 def add_export_args(parser: argparse.ArgumentParser) -> None:

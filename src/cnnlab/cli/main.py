@@ -14,11 +14,13 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import yaml
 
 from ..atomic import NO_ROOM
 from ..errors import UserError
+from ..logs import LOGGER, reported
 
 
 def _key_value(text: str):
@@ -139,7 +141,7 @@ def cmd_models(args) -> int:
 def _wired(module: str, function: str, formatter: str):
     """A subcommand that hands its options to one library function and prints the result."""
     def run(args) -> int:
-        from .course import options
+        from .options import options
         library = importlib.import_module(f"cnnlab.course.{module}")
         result = getattr(library, function)(**options(args))
         _emit(args, result, getattr(library, formatter)(result))
@@ -197,7 +199,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_stylize(args) -> int:
-    from .stylize import options
+    from .options import options
     from ..stylize.command import format_stylize, stylize
     result = stylize(**options(args), quiet=args.quiet)
     _emit(args, result, format_stylize(result))
@@ -205,7 +207,7 @@ def cmd_stylize(args) -> int:
 
 
 def cmd_track(args) -> int:
-    from .track import options
+    from .options import options
     from ..track.command import format_track, track
     result = track(**options(args), quiet=args.quiet)
     _emit(args, result, format_track(result))
@@ -213,7 +215,7 @@ def cmd_track(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import options
+    from .options import options
     from ..export.command import export, format_export
     result = export(**options(args))
     _emit(args, result, format_export(result))
@@ -425,7 +427,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     output = argparse.ArgumentParser(add_help=False)
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    output.add_argument("--quiet", action="store_true", help="no progress or log lines")
+    loudness = output.add_mutually_exclusive_group()
+    loudness.add_argument("--quiet", action="store_true",
+                          help="no progress or log lines, only warnings and errors")
+    loudness.add_argument("--verbose", action="store_true",
+                          help="also the details: checkpoints written, how long the command took")
     for name, about, add_args, run in COMMANDS:
         # explain holds two commands of its own, each with the output flags
         sub = commands.add_parser(name, parents=[] if run is None else [output], help=about)
@@ -462,7 +468,11 @@ def main(argv: list[str] | None = None) -> int:
     args = None
     try:
         args = build_parser(_command_in(argv)).parse_args(argv)
-        return args.run_command(args)
+        with reported(getattr(args, "quiet", False), getattr(args, "verbose", False)):
+            started = time.perf_counter()
+            status = args.run_command(args)
+            LOGGER.debug("cnnlab %s took %.2f s.", args.command, time.perf_counter() - started)
+            return status
     except UserError as exc:
         return _failed(args, exc)
     except KeyboardInterrupt:

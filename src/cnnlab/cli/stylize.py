@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import argparse
 
+
 from ..course.kernels import sample_names
 from ..stylize import DEFAULTS
 
-_NOT_OPTIONS = {"json", "quiet", "command", "run_command"}
 
-
-def options(args: argparse.Namespace) -> dict:
-    """The parsed arguments as keyword arguments of cnnlab.stylize.command.stylize."""
-    return {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
 
 
 def add_stylize_args(parser: argparse.ArgumentParser) -> None:

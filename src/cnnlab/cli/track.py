@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import argparse
 
+
 from ..track import DEFAULTS, GENERATED
 
-_NOT_OPTIONS = {"json", "quiet", "command", "run_command"}
 
-
-def options(args: argparse.Namespace) -> dict:
-    """The parsed arguments as keyword arguments of cnnlab.track.command.track."""
-    return {k: v for k, v in vars(args).items() if k not in _NOT_OPTIONS}
 
 
 def add_track_args(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,9 +58,13 @@ def save_numbered(run_dir: Path, epoch: int, step: int, state: dict, keep: int) 
     folder = Path(run_dir) / FOLDER
     folder.mkdir(exist_ok=True)
     path = folder / f"epoch-{epoch:04d}-step-{step:06d}.safetensors"
+    started = time.perf_counter()
     save_checkpoint(path, state)
+    LOGGER.debug("checkpoint %s written: %s bytes in %.3f s.", path, f"{path.stat().st_size:,}",
+                 time.perf_counter() - started)
     for old in checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
+        LOGGER.debug("checkpoint %s removed (--keep %d).", old, keep)
     return path
 
 
