@@ -464,3 +464,43 @@ def test_quiet_and_verbose_set_how_much_the_cnnlab_logger_says(tmp_path):
     both = subprocess.run([sys.executable, "-m", "cnnlab", "train", "--quiet", "--verbose"],
                           capture_output=True, text=True)
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["conv-shape", "--input-size", "32", "--kernel-size", "2", "--pool", "sum"],
+     "unknown pooling 'sum'; choose max or avg"),
+    (["report", "{file}"], "is a file, not a run folder"),
+    (["report", "{missing}"], "does not exist; give the run folder"),
+    (["predict", "{file}", "{file}"], "is a file, not a run folder"),
+    (["train", "--weights-file", "{folder}", "--epochs", "1"], "is a folder, not a weights file"),
+    (["kernels", "{tiny}", "--kernel", "sobel-x"], "too small to reflect around a 3x3 kernel"),
+])
+def test_wrong_kinds_of_paths_and_names_say_what_is_wrong(tmp_path, capsys, argv, words):
+    Image.new("RGB", (1, 1)).save(tmp_path / "tiny.png")
+    (tmp_path / "notes.txt").write_text("not a run")
+    paths = {"file": tmp_path / "notes.txt", "missing": tmp_path / "nowhere",
+             "folder": tmp_path, "tiny": tmp_path / "tiny.png"}
+    assert main([word.format(**paths) for word in argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_help_says_each_default_once_and_leaves_out_what_a_command_sets_itself():
+    train = _help("train")
+    assert "(default: None)" not in train and "architecture's own (default" not in train
+    compare = _help("transfer-compare")
+    flags = {line.split()[0] for line in compare.splitlines() if line.startswith("  --")}
+    assert "--transfer" not in flags and "--resume" not in flags and "--task" not in flags
+    assert "--pretrained" in flags
+
+
+def _help(command: str) -> str:
+    parser = build_parser(command)
+    sub = next(a for a in parser._actions if a.dest == "command").choices[command]
+    return sub.format_help()
+
+
+def test_a_height_by_width_summary_input_says_how_it_was_read(capsys, caplog):
+    caplog.set_level("INFO", logger="cnnlab")
+    assert main(["summary", "lenet5", "--input", "28x28"]) == 0
+    assert "--input 28x28 read as height x width: 1x28x28" in caplog.text

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-from .options import options  # noqa: F401 (cli/claims*.py import it from here)
-
-
-
 
 def add_conv_shape_args(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument

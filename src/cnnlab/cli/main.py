@@ -31,17 +31,22 @@ def _key_value(text: str):
     return key, yaml.safe_load(value) if value else ""
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; defaults stay out of the namespace so we can tell
-    which flags were given (they override --config, which overrides the defaults)."""
+def add_config_flags(parser: argparse.ArgumentParser, leave_out: tuple[str, ...] = ()) -> None:
+    """One flag per TrainConfig field (but those in `leave_out`, which the command sets
+    itself); defaults stay out of the namespace so we can tell which flags were given (they
+    override --config, which overrides the defaults)."""
     from ..config.train_config import GROUPS, TrainConfig
     group = parser
     for f in dataclasses.fields(TrainConfig):
         if f.name in GROUPS:
             group = parser.add_argument_group(GROUPS[f.name])
+        if f.name in leave_out:
+            continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        about = f.metadata.get("help", "")
+        shown = default not in (None, "") and "default" not in about  # said there already
         kwargs = {"dest": f.name, "default": argparse.SUPPRESS,
-                  "help": f"{f.metadata.get('help', '')} (default: {default})"}
+                  "help": f"{about} (default: {default})" if shown else about}
         if f.name == "model_kwargs":
             kwargs.update(nargs="+", type=_key_value, metavar="KEY=VALUE")
         elif isinstance(default, bool):
@@ -364,6 +369,8 @@ def _explain_args(parser, output) -> None:
         sub = how.add_parser(name, parents=[output], help=about)
         add_args(sub)
         sub.set_defaults(run_command=command)
+    from . import claims  # shift, dense, border, collapse, kernel-gradient, inception
+    claims.add_explain_commands(how, output)
 
 
 def _from(module: str, function: str):
@@ -377,7 +384,8 @@ def _from(module: str, function: str):
 COMMANDS = [
     ("train", "train a model, write a run folder", lambda p: add_config_flags(p), cmd_train),
     ("transfer-compare", "feature extraction vs fine-tuning vs from scratch, same budget",
-     lambda p: add_config_flags(p), cmd_transfer_compare),
+     lambda p: add_config_flags(p, leave_out=("transfer", "resume", "task")),
+     cmd_transfer_compare),
     ("evaluate", "the run's task measured on a split: for classification accuracy, per-class "
      "report and confusion matrix", _evaluate_args, cmd_evaluate),
     ("predict", "the run's answers for image files (classification: the top classes)",

@@ -384,7 +384,13 @@ def lecture_notes(layer: Layer, hw: Pair) -> list[str]:
     if not layer.is_pool and layer.groups == 1 and layer.bias:
         kh, kw = layer.kernel_size
         notes.append(f"CS428 conclusion 5: c_out(c_in k_h k_w + 1) = {layer.out_channels}*({layer.in_channels}"
-                     f"*{kh}*{kw} + 1) = {conclusion5(layer.in_channels, layer.out_channels, kh, kw)}")
+                     f"*{kh}*{kw} + 1) = {conclusion5(layer.in_channels, layer.out_channels, kh, kw)}; "
+                     f"the +1 is one bias per kernel (per output channel: {layer.out_channels} in all), "
+                     f"not one per kernel weight as the slide's 'Why +1?' says")
+    if layer.is_pool:
+        notes.append(f"PyTorch: nn.{TORCH_NAMES[layer.kind]}(kernel_size, stride=None, padding=0): pooling "
+                     f"takes no channel count and keeps the channels; 004's takeaway "
+                     f"'nn.Avg/MaxPool2d(in_channels, kernel_size)' would pass in_channels as the window")
     return notes
 
 
@@ -428,6 +434,8 @@ def conv_shape(input_size, kernel_size="3", stride=None, padding="0", dilation="
                in_channels=1, out_channels=1, transposed=False, output_padding="0", pool=None,
                ceil_mode=False, bias=True) -> dict:
     """`cnnlab conv-shape`: one layer from the command line's words, described."""
+    if pool not in (None, "max", "avg"):
+        raise UserError(f"unknown pooling '{pool}'; choose max or avg.")
     kind = f"{pool}_pool" if pool else ("conv_transpose" if transposed else "conv")
     if pool and transposed:
         raise UserError("choose either --pool or --transposed, not both.")

@@ -232,6 +232,10 @@ def kernel_lab(image: str | None = None, sample: str | None = None, kernel: str 
     which would dominate a stretched edge map."""
     source, pixels = load_image(image, sample)
     name, weights = get_kernel(kernel)
+    if padding_mode == "reflect" and min(pixels.shape[-2:]) <= max(weights.shape) // 2:
+        raise UserError(f"{source} is {pixels.shape[-2]}x{pixels.shape[-1]} pixels, too small "
+                        f"to reflect around a {weights.shape[0]}x{weights.shape[1]} kernel; give "
+                        "a larger image or --padding-mode zeros.")
     result = correlate(pixels, weights, padding_mode)
     split = separability(weights)
     if split["separable"]:

@@ -31,6 +31,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from ..logs import LOGGER
+
 from . import functional_rules as rules
 from ..errors import UserError
 from .arithmetic import Layer, param_count
@@ -301,6 +303,8 @@ def parse_input(text: str | None, default) -> tuple[int, int, int]:
         numbers = numbers * 2
     if len(numbers) == 2:
         numbers = [default[0], *numbers]
+        LOGGER.info("--input %s read as height x width: %s, with the model's own %d channel(s).",
+                    text, "x".join(map(str, numbers)), default[0])
     if len(numbers) != 3 or min(numbers) < 1:
         raise UserError(f"--input must be CxHxW with positive whole numbers (like 3x224x224), got '{text}'.")
     if numbers[0] * numbers[1] * numbers[2] > MAX_INPUT_VALUES:

@@ -14,14 +14,22 @@ from ..errors import UserError, unknown_name
 
 
 def same_padding(kernel_size: int, dilation: int = 1) -> int:
-    """004: 'to keep resolution the same, use padding = kernel_size // 2' (odd kernels, stride 1)."""
+    """Padding per side, d(k-1)//2, that keeps the size at stride 1 when d(k-1) is even (odd
+    kernels; even ones only at even dilation).
+
+    004's 'to keep resolution the same, use padding = kernel_size // 2' holds for odd k. An
+    even kernel at dilation 1 needs k-1 padding in all, an odd number, which one number per
+    side cannot split: this gives (k-1)//2 and the output is one row and column smaller (2x2:
+    0 padding, N-1); 004's k // 2 gives one larger (N+1). nn.Conv2d(padding='same') pads the
+    odd one on the right and bottom instead."""
     return dilation * (kernel_size - 1) // 2
 
 
 def standard_conv(in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
                   padding: int | None = None, bias: bool = True) -> nn.Conv2d:
     """The local linear regression of 004: one k x k x C_in kernel per output channel, slid
-    over the image; F*F*C_in*K + K parameters (003). Padding defaults to 'same'."""
+    over the image; F*F*C_in*K + K parameters (003). Padding defaults to same_padding, which
+    keeps the size for odd kernels at stride 1 (an even kernel loses a row and a column)."""
     padding = same_padding(kernel_size) if padding is None else padding
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=bias)
 
@@ -64,7 +72,9 @@ class PaddedConv2d(nn.Conv2d):
 def dilated_conv(in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 2,
                  bias: bool = True) -> nn.Conv2d:
     """Gaps of `dilation - 1` between kernel taps (003): a 3x3 kernel at dilation 2 sees a 5x5
-    field with 9 weights. Padded so the output keeps the input's size."""
+    field with 9 weights. Padded so the output keeps the input's size when d(k-1) is even
+    (see same_padding: an even kernel at odd dilation spans an even field, which no symmetric
+    padding keeps)."""
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=same_padding(kernel_size, dilation),
                      dilation=dilation, bias=bias)
 

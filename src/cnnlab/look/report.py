@@ -85,6 +85,7 @@ def inside_sections(run_dir: Path, spec: runs.RunSpec, device: str) -> list[str]
 def build_report(run_dir: str | Path, out: str | None = None, device: str = "auto") -> dict:
     """`cnnlab report RUN [--out FILE.html]`: writes the page (default RUN/report.html)."""
     run_dir = Path(run_dir)
+    spec = runs.read_spec(run_dir)  # a wrong RUN is said first
     target = Path(out) if out else run_dir / runs.REPORT
     if target.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"the report is an HTML file; give --out a name ending in .html, "
@@ -92,7 +93,6 @@ def build_report(run_dir: str | Path, out: str | None = None, device: str = "aut
     if not target.parent.is_dir():
         raise UserError(f"cannot write {target}: the folder {target.parent} does not exist.")
     report, details = evaluate_with_details(run_dir, "test", device)
-    spec = runs.read_spec(run_dir)
     task = make_task(spec.config.task, spec.config)
     key = task.headline.key
     summary = (f"<p>{spec.config.model} trained on {spec.config.dataset} for "

@@ -58,6 +58,9 @@ def torchvision_state(name: str) -> dict[str, torch.Tensor]:
 def read_weights_file(path) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors file or a torch.save'd .pth/.pt (tensors only)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not a weights file; give a .safetensors or .pth "
+                        "file (a run's own is RUN/model.safetensors).")
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist.")
     try:

@@ -31,7 +31,6 @@ from ..data.transforms import Preprocess
 from ..errors import UserError
 from ..logs import LOGGER
 from ..models import create_model
-from ..models.heads import add_hidden_layers
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 METRICS, CURVES = "metrics.jsonl", "curves.png"  # a task's own pictures are named in tasks/
@@ -103,10 +102,8 @@ class RunSpec:
 
     def build_model(self) -> nn.Module:
         args = self.model_args
-        model = create_model(self.config.model, num_classes=args["num_classes"],
-                             in_channels=args["in_channels"], **args.get("kwargs", {}))
-        # the several-layer head a transfer run trained (--head-layers; models/heads.py)
-        return add_hidden_layers(model, self.config.head_layers if self.config.pretrained else 1)
+        return create_model(self.config.model, num_classes=args["num_classes"],
+                            in_channels=args["in_channels"], **args.get("kwargs", {}))
 
 
 def write_spec(run_dir: Path, spec: RunSpec) -> None:
@@ -115,6 +112,11 @@ def write_spec(run_dir: Path, spec: RunSpec) -> None:
 
 def read_spec(run_dir: str | Path) -> RunSpec:
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"{run_dir} does not exist; give the run folder `cnnlab train` wrote.")
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a run folder; give the folder `cnnlab train` "
+                        "wrote (its model is inside it).")
     if not (run_dir / CONFIG).is_file():
         raise UserError(f"{run_dir} is not a cnnlab run folder (it has no {CONFIG}).")
     try:

@@ -138,7 +138,8 @@ def _train(config: TrainConfig, device, world, quiet: bool,
     test = run.finish()
     loss = f" (loss {test['loss']:.4f})" if "loss" in test else ""
     run.log(f"test {task.headline.key} {task.headline.show(test[task.headline.key])}{loss} "
-            f"after {config.epochs} epochs in {seconds:.1f} s; model saved in {run_dir}")
+            f"after {config.epochs} epoch{'s' * (config.epochs != 1)} in {seconds:.1f} s; "
+            f"model saved in {run_dir}")
     return TrainResult(run_dir, runs.read_metrics(run_dir), test, seconds, parameters, world.main)
 
 
