@@ -87,6 +87,13 @@ def add_inception_args(parser: argparse.ArgumentParser) -> None:
     add("--out", default=None, metavar="FILE.png", help=OUT_HELP + ": the two modules' bars")
 
 
+def add_loss_args(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--classes", default="10", metavar="N", help="classes of the random logits (default: 10)")
+    add("--epochs", default="6", metavar="N", help="epochs of each binary classifier (default: 6)")
+    add("--seed", default="0", metavar="N", help="(default: 0)")
+
+
 # name, argument builder, "module:function:formatter" in cnnlab.course, one line of help
 EXPLAIN_CONVOLUTION = [
     ("shift", add_shift_args, "claims_shift:explain_shift:format_shift",
@@ -103,6 +110,8 @@ EXPLAIN_CONVOLUTION = [
      "dL/dK by autograd and as the input correlated with dL/dY"),
     ("inception", add_inception_args, "claims_inception:explain_inception:format_inception",
      "GoogLeNet's naive Inception module vs the one with 1x1 reductions: parameters, multiply-adds"),
+    ("loss", add_loss_args, "claims_loss:explain_loss:format_loss",
+     "cross-entropy as log-softmax + NLL; one logit with BCEWithLogitsLoss beside two logits"),
 ]
 
 

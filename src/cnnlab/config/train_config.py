@@ -108,7 +108,8 @@ class TrainConfig:
                           choices=tuple(SCHEDULERS))
     step_size: int = _opt(7, "epochs between decays for --scheduler step (the lectures' StepLR)")
     gamma: float = _opt(0.1, "decay factor for --scheduler step")
-    label_smoothing: float = _opt(0.1, "cross-entropy label smoothing in [0, 1)")
+    label_smoothing: float = _opt(0.0, "cross-entropy label smoothing in [0, 1) (the lectures' "
+                                  "plain cross-entropy: 0; some recipes turn it on)")
     dice: float = _opt(0.0, "--task segment: weight of the Dice loss added to the per-pixel "
                        "cross-entropy (0: none; 1 weighs them alike)")
     scale: int = _opt(2, "--task superres: how many times larger the output image is on each "

@@ -62,13 +62,15 @@ def parameter_count(model: nn.Module) -> int:
 
 
 def fit(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 10,
-        lr: float = 3e-3, batch_size: int = 64, seed: int = 0) -> list[float]:
-    """Train in place; returns the mean training loss of each epoch."""
+        lr: float = 3e-3, batch_size: int = 64, seed: int = 0,
+        objective=F.cross_entropy) -> list[float]:
+    """Train in place, minimising objective(outputs, labels); returns the mean training loss
+    of each epoch."""
     with one_thread():
-        return _fit(model, images, labels, epochs, lr, batch_size, seed)
+        return _fit(model, images, labels, epochs, lr, batch_size, seed, objective)
 
 
-def _fit(model, images, labels, epochs, lr, batch_size, seed) -> list[float]:
+def _fit(model, images, labels, epochs, lr, batch_size, seed, objective) -> list[float]:
     torch.manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
@@ -78,7 +80,7 @@ def _fit(model, images, labels, epochs, lr, batch_size, seed) -> list[float]:
         order, total = torch.randperm(len(images), generator=gen), 0.0
         for start in range(0, len(images), batch_size):
             batch = order[start:start + batch_size]
-            loss = F.cross_entropy(model(images[batch]), labels[batch])
+            loss = objective(model(images[batch]), labels[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -92,7 +94,10 @@ def _fit(model, images, labels, epochs, lr, batch_size, seed) -> list[float]:
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     model.eval()
     with one_thread():
-        return torch.cat([model(images[i:i + batch_size]).argmax(1) for i in range(0, len(images), batch_size)])
+        outputs = torch.cat([model(images[i:i + batch_size])
+                             for i in range(0, len(images), batch_size)])
+    # one logit (a binary classifier): class 1 where it is above 0, i.e. sigmoid above 0.5
+    return (outputs[:, 0] > 0).long() if outputs.shape[1] == 1 else outputs.argmax(1)
 
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:

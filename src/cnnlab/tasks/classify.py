@@ -23,9 +23,11 @@ class Evaluation:
     labels: torch.Tensor         # true classes, on the CPU
     predictions: torch.Tensor    # predicted classes
     probabilities: torch.Tensor  # softmax outputs, N x classes
+    top5_accuracy: float | None = None  # 003's top-5: the true class among the five best
 
     def metrics(self) -> dict[str, float]:
-        return {"loss": self.loss, "accuracy": self.accuracy}
+        top5 = {} if self.top5_accuracy is None else {"top5_accuracy": self.top5_accuracy}
+        return {"loss": self.loss, "accuracy": self.accuracy, **top5}
 
 
 class Collect:
@@ -42,10 +44,14 @@ class Collect:
     def result(self) -> Evaluation:
         logits, labels = torch.cat(self.logits), torch.cat(self.labels)
         predictions = logits.argmax(dim=1)
+        top5 = None  # with five classes or fewer every answer is in the top five
+        if logits.shape[1] > 5:
+            top5 = (logits.topk(5, dim=1).indices == labels[:, None]).any(dim=1)
+            top5 = top5.float().mean().item()
         return Evaluation(loss=F.cross_entropy(logits, labels).item(),
                           accuracy=(predictions == labels).float().mean().item(),
                           labels=labels.cpu(), predictions=predictions.cpu(),
-                          probabilities=logits.softmax(dim=1).cpu())
+                          probabilities=logits.softmax(dim=1).cpu(), top5_accuracy=top5)
 
 
 class Classify:

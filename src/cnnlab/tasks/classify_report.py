@@ -49,8 +49,7 @@ def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: P
     save_figure(top_losses_figure(mistakes, classes), run_dir / TOP_LOSSES)
     save_figure(reliability_figure(calibration), run_dir / RELIABILITY)
     return {
-        "images": len(labels), "accuracy": result.accuracy, "loss": result.loss,
-        "per_class": per_class,
+        "images": len(labels), **result.metrics(), "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
         "confusion_png": str(run_dir / CONFUSION),
         "top_losses": [m.to_dict(classes) for m in mistakes],
@@ -63,8 +62,9 @@ def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: P
 def format_report(report: dict) -> str:
     """The evaluation as a reader wants it in a terminal."""
     width = max(5, *(len(c["class"]) for c in report["per_class"]))
-    lines = [f"{report['split']} accuracy {report['accuracy']:.2%} (loss {report['loss']:.4f}) "
-             f"on {report['images']} images", "",
+    top5 = f", top-5 {report['top5_accuracy']:.2%}" if "top5_accuracy" in report else ""
+    lines = [f"{report['split']} accuracy {report['accuracy']:.2%}{top5} (loss "
+             f"{report['loss']:.4f}) on {report['images']} images", "",
              f"{'class':>{width}}  precision  recall     f1  support"]
     lines += [f"{c['class']:>{width}}  {c['precision']:9.3f}  {c['recall']:6.3f}  {c['f1']:5.3f}  "
               f"{c['support']:7d}" for c in report["per_class"]]
