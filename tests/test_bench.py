@@ -109,3 +109,30 @@ def test_a_tasks_quick_bench_sets_cnnlab_beside_the_references_loop(task, tmp_pa
     assert [t["goal"] for t in result["targets"]] == [1.0]
     markdown = (tmp_path / f"{result['created'][:10]}-{task}-quick.md").read_text()
     assert "cnnlab / best reference" in markdown
+
+
+@pytest.mark.slow  # three processes that train: the lectures' script and cnnlab twice
+def test_the_whole_run_bench_times_both_from_process_start_and_the_cache_helps(tmp_path):
+    """`cnnlab bench --whole-run --quick`: the lectures' script and cnnlab (cold, then warm)
+    each trained to a test accuracy, with ratios and where cnnlab's seconds went."""
+    done = subprocess.run([sys.executable, "-m", "cnnlab", "bench", "--whole-run", "--quick",
+                           "--json", "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    (row,) = result["runs"]
+    for name in ("lectures", "cnnlab_cold", "cnnlab_warm"):
+        assert row[name]["seconds"] >= row[name]["seconds_to_accuracy"] > 0
+        assert 0 <= row[name]["test_accuracy"] <= 1
+    assert row["ratio_warm"] == pytest.approx(
+        row["cnnlab_warm"]["seconds"] / row["lectures"]["seconds"], abs=1e-3)
+    # the first run decodes every image, the second reads them all from the cache
+    assert row["cnnlab_cold"]["decoded"].startswith("0 from the cache, 60 decoded")
+    assert row["cnnlab_warm"]["decoded"].startswith("60 from the cache, 0 decoded")
+    phases = row["cnnlab_cold"]["phases"]
+    assert None not in phases.values()
+    assert sum(phases.values()) == pytest.approx(row["cnnlab_cold"]["seconds"], abs=0.05)
+    assert {"cold", "warm", "met"} <= result["target"].keys()
+    assert "load_average" in result["machine"]
+    markdown = (tmp_path / f"{result['created'][:10]}-whole-run-quick.md").read_text()
+    assert "Where the seconds go" in markdown

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -209,10 +210,10 @@ def test_a_run_without_a_schedule_extends_and_repeated_flags_are_not_changes(two
     assert "--dataset cannot be changed" in capsys.readouterr().err
 
 
-def _png_folder(root, counts: dict[str, int]):
+def _png_folder(root, counts: dict[str, int], first: int = 0):
     for name, count in counts.items():
         (root / name).mkdir(parents=True, exist_ok=True)
-        for i in range(count):
+        for i in range(first, first + count):
             Image.new("L", (8, 8), 40 * i % 255).save(root / name / f"{i}.png")
     return root
 
@@ -504,3 +505,25 @@ def test_a_height_by_width_summary_input_says_how_it_was_read(capsys, caplog):
     caplog.set_level("INFO", logger="cnnlab")
     assert main(["summary", "lenet5", "--input", "28x28"]) == 0
     assert "--input 28x28 read as height x width: 1x28x28" in caplog.text
+
+
+def test_evaluate_measures_the_runs_own_test_images_after_the_folder_changed(tmp_path, capsys,
+                                                                             caplog):
+    root = _png_folder(tmp_path / "imgs", {"cat": 10, "dog": 10})
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", f"folder:{root}", "--epochs", "1", "--limit-batches", "1",
+                 "--out", str(run), "--quiet"]) == 0
+    recorded = json.loads((run / "split.json").read_text())
+    test_files = recorded["test"]["files"]
+    assert len(test_files) == 4 and not set(test_files) & set(recorded["train"]["files"])
+    _png_folder(root, {"cat": 6}, first=100)  # new photographs arrive after training
+    Path(test_files[0]).unlink()              # and one test image is deleted
+    assert main(["evaluate", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["images"] == 3 and report["missing_files"] == 1 and report["new_files"] == 6
+    assert "6 file(s) were added" in caplog.text and "1 of the 4 files" in caplog.text
+
+
+def test_evaluate_of_a_built_in_set_checks_its_split_is_the_runs(short_run, capsys):
+    assert main(["evaluate", str(short_run.run_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["split_unchanged"] is True

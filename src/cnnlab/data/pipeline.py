@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from torchvision import tv_tensors
 
 from ..errors import UserError
 from .augment import Augment, preset
@@ -51,9 +50,8 @@ class StreamDataset(Dataset):
         if target.dim() == 2:  # a class-index mask: sized and augmented with its image
             target = self.preprocess.fit_mask_size(target)
             if self.per_image is not None:
-                # transforms v2 moves a Mask with its Image (nearest neighbour, no blending)
-                image, target = self.per_image(tv_tensors.Image(image), tv_tensors.Mask(target))
-                image, target = image.as_subclass(torch.Tensor), target.as_subclass(torch.Tensor)
+                # the mask moves with its image (augment.PerImage: no blending)
+                image, target = self.per_image(image, target)
         elif self.per_image is not None:
             image = self.per_image(image)
         inputs = self.preprocess.normalise(image)
@@ -69,6 +67,7 @@ class Pipeline:
     in_memory: bool
     sizes: dict              # split name -> number of images
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    splits: DataSplits | None = None  # what the batches were made from (RUN/split.json)
 
 
 def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, device,
@@ -113,21 +112,19 @@ def build_pipeline(splits: DataSplits, channels: int, size, *, batch_size: int, 
                               name == "train", seed, device, in_memory, workers,
                               *((rank, world) if name == "train" else (0, 1)))
                for name, part in parts.items()}
-    return Pipeline(preprocess, batches, in_memory, {n: len(p) for n, p in parts.items()}, skipped)
+    return Pipeline(preprocess, batches, in_memory, {n: len(p) for n, p in parts.items()}, skipped,
+                    splits)
 
 
 def _decode_splits(parts: dict, sizing: Preprocess, workers: int, bad_files: str, keep: bool):
     """Every file is decoded once up front, so bad ones are reported before training starts.
     With `keep` (in memory) every split becomes uint8 at the model's size; otherwise files
     stay files (minus the bad ones) and tensors stay as they are, for the streaming path."""
-    out, skipped = {}, []
+    decoded, skipped = _decode_file_splits(parts, sizing, workers, bad_files, keep)
+    out = {}
     for name, part in parts.items():
-        if isinstance(part, FileSplit):
-            decoded = decode_files(part.files, part.labels, sizing.fit_size, keep=keep,
-                                   workers=workers, bad_files=bad_files)
-            skipped += decoded.skipped
-            out[name] = (Split(decoded.images, decoded.labels) if keep
-                         else FileSplit(decoded.files, decoded.labels))
+        if name in decoded:
+            out[name] = decoded[name]
         elif isinstance(part.labels, list):  # a target dict per image (detection)
             out[name] = Split(*_fit_boxed(part.images, part.labels, sizing))
         else:
@@ -136,6 +133,33 @@ def _decode_splits(parts: dict, sizing: Preprocess, workers: int, bad_files: str
                       else part.labels)
             out[name] = Split(sizing.fit_size(part.images).contiguous(), labels) if keep else part
     return out, skipped
+
+
+def _decode_file_splits(parts: dict, sizing: Preprocess, workers: int, bad_files: str,
+                        keep: bool):
+    """All splits' files in one pass (one look at the decoded-image cache, one pool of
+    threads), then cut back into splits: each split's files are consecutive, so its images
+    are a slice of the whole, not a copy."""
+    names = [name for name, part in parts.items() if isinstance(part, FileSplit)]
+    if not names:
+        return {}, []
+    files = [file for name in names for file in parts[name].files]
+    decoded = decode_files(files, torch.arange(len(files)), sizing, keep=keep,
+                           workers=workers, bad_files=bad_files)
+    good, out, start, end = decoded.labels, {}, 0, 0  # positions in `files` of the good ones
+    for name in names:
+        part, first = parts[name], end
+        end += len(part)
+        count = int(((good >= first) & (good < end)).sum())
+        if count == 0:
+            first_problem = next(r for f, r in decoded.skipped if f in map(str, part.files))
+            raise UserError(f"none of the {len(part)} files could be used as images; "
+                            f"the first problem: {first_problem}")
+        mine = good[start:start + count] - first
+        out[name] = (Split(decoded.images[start:start + count], part.labels[mine]) if keep
+                     else FileSplit([part.files[i] for i in mine.tolist()], part.labels[mine]))
+        start += count
+    return out, decoded.skipped
 
 
 def _fit_boxed(images: torch.Tensor, targets: list[dict], sizing: Preprocess):

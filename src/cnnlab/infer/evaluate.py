@@ -3,11 +3,13 @@ reports it (for classification: accuracy, per-class scores, the confusion matrix
 and calibration, with a picture of each in the run folder)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from ..data import load_dataset
 from ..data.pipeline import build_pipeline
 from ..errors import UserError
+from ..runs.split_record import recorded_part
 from ..tasks import make_task, task_views
 from .loaded import load_for_inference
 
@@ -29,6 +31,9 @@ def evaluate_with_details(run_dir: str | Path, split: str = "test", device: str 
     loaded = load_for_inference(run_dir, device, exact=True)
     run, config = loaded.run, loaded.run.spec.config
     splits = make_task(config.task, config).targets(load_dataset(config.dataset, config.data_dir))
+    # the images the run itself held out, even if the folder changed since
+    part, changes = recorded_part(run.path, splits, split)
+    splits = dataclasses.replace(splits, **{split: part})
     pipeline = build_pipeline(splits, 0, None,
                               batch_size=config.batch_size, device=loaded.device,
                               loading=config.data_loading, workers=config.workers,
@@ -37,7 +42,7 @@ def evaluate_with_details(run_dir: str | Path, split: str = "test", device: str 
         loaded.model, pipeline.batches[split], run.spec.classes, run.spec.preprocess, run.path,
         loaded.precision)
     return {"run_dir": str(run.path), "task": config.task, "split": split,
-            "skipped_files": [file for file, _ in pipeline.skipped], **report}, details
+            "skipped_files": [file for file, _ in pipeline.skipped], **changes, **report}, details
 
 
 

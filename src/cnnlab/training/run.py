@@ -16,6 +16,7 @@ from ..accel import distributed, fastpath
 from ..runs import resume, folder as runs
 from ..runs.checkpoint import mismatch
 from ..runs.lock import training_lock
+from ..runs.split_record import record_split
 from . import session, transfer
 from . import tensorboard as tensorboard_log
 from ..config.train_config import TrainConfig
@@ -93,6 +94,7 @@ def _train(config: TrainConfig, device, world, quiet: bool,
                                         if world.main else None)
     if world.main and not config.resume:
         runs.write_spec(run_dir, spec)
+        record_split(run_dir, pipeline.splits)  # evaluate's test images stay these
         fastpath.write_record(run_dir, fast)
         if pipeline.skipped:
             runs.write_skipped(run_dir, pipeline.skipped)
