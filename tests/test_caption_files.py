@@ -111,3 +111,68 @@ def test_coco_captions_mistakes_are_one_sentence(tmp_path):
     (tmp_path / "images").mkdir()
     with pytest.raises(UserError, match="not valid JSON"):
         coco_captions(tmp_path)
+
+
+# --- --download: the archives in their exact layout, already in DATA_DIR (no network) -------
+
+def _zip(archive, folder, extra=()):
+    """folder's files zipped with paths relative to folder, as the release's archives are."""
+    import zipfile
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(folder).as_posix())
+        for name in extra:
+            zipped.writestr(name, b"resource fork")
+
+
+def test_flickr8k_download_extracts_the_release_archives_and_keeps_files_already_there(
+        tmp_path):
+    names = {"train": [f"{i}.jpg" for i in range(6)], "dev": ["d.jpg"], "test": ["t1.jpg",
+                                                                               "t2.jpg", "t3.jpg"]}
+    _flickr(tmp_path / "src", names)
+    images, text = tmp_path / "images", tmp_path / "text"
+    images.mkdir()
+    (tmp_path / "src" / "Flicker8k_Dataset").rename(images / "Flicker8k_Dataset")
+    (tmp_path / "src").rename(text)
+    data = tmp_path / "data"
+    # Flickr8k_Dataset.zip holds Flicker8k_Dataset/ (and __MACOSX/); Flickr8k_text.zip the files
+    _zip(data / "flickr8k" / "Flickr8k_Dataset.zip", images,
+         extra=["__MACOSX/Flicker8k_Dataset/._0.jpg"])
+    _zip(data / "flickr8k" / "Flickr8k_text.zip", text)
+    mine = data / "flickr8k" / "Flickr_8k.testImages.txt"
+    mine.write_text("t1.jpg\nt2.jpg\nt3.jpg\n")  # the user's own copy: never replaced
+    splits = load_dataset("flickr8k", str(data), download=True)
+    assert len(splits.test) == 3 and len(splits.train) + len(splits.val) == 7
+    assert mine.read_text() == "t1.jpg\nt2.jpg\nt3.jpg\n"
+    assert not (data / "flickr8k" / "__MACOSX").exists()
+
+
+def test_coco_download_uses_the_validation_part_the_archives_bring(tmp_path):
+    import shutil
+    annotations, images = tmp_path / "annotations", tmp_path / "images"
+    _coco(images, "val2017", 10)
+    _coco(images, "train2017", 2)  # its listing comes with the annotations; its images do not
+    shutil.rmtree(images / "train2017")
+    (annotations / "annotations").mkdir(parents=True)
+    for part in ("val2017", "train2017"):
+        (images / f"captions_{part}.json").rename(
+            annotations / "annotations" / f"captions_{part}.json")
+    data = tmp_path / "data"
+    _zip(data / "coco" / "annotations_trainval2017.zip", annotations)  # annotations/*.json
+    _zip(data / "coco" / "val2017.zip", images)                         # val2017/*.jpg
+    splits = load_dataset("coco-captions", str(data), download=True)
+    assert len(splits.train) + len(splits.val) + len(splits.test) == 10
+
+
+def test_without_the_files_or_offline_a_download_set_is_one_sentence(tmp_path, monkeypatch):
+    from cnnlab.data import caption_files
+    with pytest.raises(UserError, match="Flickr8k is missing.*--download"):
+        load_dataset("flickr8k", str(tmp_path))
+    # nothing listens on port 9 of this machine: the fetch fails as it does offline
+    monkeypatch.setattr(caption_files, "FLICKR8K_URLS",
+                        ["http://127.0.0.1:9/Flickr8k_Dataset.zip"])
+    with pytest.raises(UserError, match="Flickr8k could not be downloaded"):
+        load_dataset("flickr8k", str(tmp_path), download=True)
+    assert not list((tmp_path / "flickr8k").glob("*.zip"))  # nothing half-fetched kept as one

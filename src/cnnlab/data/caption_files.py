@@ -15,9 +15,15 @@ two layouts captioning papers use.
                         PATH/images/. With a train part and a val part, val is the test split;
                         otherwise every part is one set that the catalogue splits.
 
-Neither set can be fetched with --download: Flickr8k's official form (University of
-Illinois) no longer answers, and COCO's images are 19 GB; get them from
-https://cocodataset.org/#download, or Flickr8k from a copy of the original release.
+    flickr8k            the catalogue's Flickr8k: DATA_DIR/flickr8k/ in the layout above;
+                        --download fetches the original release's two archives (1 GB) from a
+                        mirror (its official form, at the University of Illinois, no longer
+                        answers) and extracts them there
+    coco-captions       the catalogue's COCO captions: DATA_DIR/coco/annotations/
+                        captions_val2017.json and DATA_DIR/coco/val2017/ (5,000 images, split
+                        by the catalogue); --download fetches COCO's 2017 annotations (250 MB)
+                        and validation images (1 GB). The training images (19 GB) are not
+                        fetched: place train2017/ there yourself and use coco-captions:PATH.
 
 What is left out, with its reason for RUN/skipped.txt: an image file that is missing or
 unreadable, an image without any caption, a line of the token file that is not
@@ -28,6 +34,7 @@ cut off), so they stack into one tensor.
 from __future__ import annotations
 
 import json
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +46,7 @@ from ..errors import UserError
 from .decode import default_workers
 from .images import BadImage, decode_image
 from .sources import LabelledImages
+from .standard import DOWNLOAD_ERRORS, missing_files
 from .transforms import to_channels
 
 SIDE = 128  # the working size: 8,000 Flickr8k images are then 390 MB in memory
@@ -46,6 +54,13 @@ IMAGE_FOLDER, TOKENS = "Flicker8k_Dataset", "Flickr8k.token.txt"
 LISTS = {"train": "Flickr_8k.trainImages.txt", "dev": "Flickr_8k.devImages.txt",
          "test": "Flickr_8k.testImages.txt"}
 MIN_IMAGES = 3  # a train, a validation and a test split need at least this many
+FLICKR8K_URLS = ["https://github.com/jbrownlee/Datasets/releases/download/Flickr8k/"
+                 "Flickr8k_Dataset.zip",
+                 "https://github.com/jbrownlee/Datasets/releases/download/Flickr8k/"
+                 "Flickr8k_text.zip"]
+COCO_URLS = ["http://images.cocodataset.org/annotations/annotations_trainval2017.zip",
+             "http://images.cocodataset.org/zips/val2017.zip"]
+COCO_PART = "val2017"
 
 
 @dataclass
@@ -122,6 +137,15 @@ def flickr8k(path: str | Path):
     return train, test
 
 
+def flickr8k_release(data_dir: str = "data", download: bool = False):
+    """The catalogue's `flickr8k`: DATA_DIR/flickr8k, fetched first with --download."""
+    root = Path(data_dir) / "flickr8k"
+    needed = [root / IMAGE_FOLDER, root / TOKENS, *(root / name for name in LISTS.values())]
+    _ensure("Flickr8k", needed, FLICKR8K_URLS, root, download,
+            "Flickr8k_Dataset.zip and Flickr8k_text.zip extracted there")
+    return flickr8k(root)
+
+
 def _flickr_tokens(path: Path) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
     """{image name: its sentences} from lines "<name>#<n><TAB>sentence"."""
     captions: dict[str, list[str]] = {}
@@ -148,12 +172,25 @@ def _folder(path: str | Path) -> Path:
 
 # --- COCO captions -------------------------------------------------------------------------
 
-def coco_captions(path: str | Path):
+def coco_captions_release(data_dir: str = "data", download: bool = False):
+    """The catalogue's `coco-captions`: COCO 2017's validation part in DATA_DIR/coco, fetched
+    first with --download, as one set the catalogue splits."""
+    root = Path(data_dir) / "coco"
+    needed = [root / "annotations" / f"captions_{COCO_PART}.json", root / COCO_PART]
+    _ensure("COCO captions", needed, COCO_URLS, root, download,
+            "annotations_trainval2017.zip and val2017.zip extracted there")
+    return coco_captions(root, parts=[COCO_PART])
+
+
+def coco_captions(path: str | Path, parts: list[str] | None = None):
     """PATH/captions_<part>.json with images in PATH/<part>/ or PATH/images/ -> (train, test)
-    CaptionedImages when there are a train and a val part, else one CaptionedImages."""
+    CaptionedImages when there are a train and a val part, else one CaptionedImages. `parts`
+    (e.g. ["val2017"]) keeps only those listings."""
     root = _folder(path)
     listings = sorted(root.glob("captions_*.json")) + sorted(
         (root / "annotations").glob("captions_*.json"))
+    if parts is not None:
+        listings = [found for found in listings if found.stem[len("captions_"):] in parts]
     if not listings:
         raise UserError(f"{root} has no captions_*.json (COCO's caption annotations, e.g. "
                         "captions_val2017.json) in it or in its annotations/ folder.")
@@ -203,3 +240,40 @@ def _coco_items(listing: Path, folder: Path):
             problems.append((str(listing), f"annotation {str(entry)[:60]} has no text caption "
                                            "or names no image entry; it is left out."))
     return [(files[key], captions[key]) for key in files], problems
+
+
+# --- fetching (--download) -------------------------------------------------------------------
+
+def _ensure(title: str, needed: list[Path], urls: list[str], root: Path, download: bool,
+            hint: str) -> None:
+    """The files in place, fetched first if asked for; else one sentence naming them."""
+    absent = lambda: [path for path in needed if not path.exists()]  # noqa: E731
+    if download and absent():
+        try:
+            for url in urls:
+                _extract(_download(url, root), root)
+        except DOWNLOAD_ERRORS + (zipfile.BadZipFile,) as exc:
+            raise missing_files(title, absent() or needed, hint, exc) from None
+    if absent():
+        raise missing_files(title, absent(), hint)
+
+
+def _download(url: str, root: Path) -> Path:
+    """The archive in `root`; one already there is used as it is (never fetched twice)."""
+    archive = root / url.rsplit("/", 1)[1]
+    if not archive.is_file():
+        from torchvision.datasets.utils import download_url
+        # under another name until complete: a broken download is never taken for the archive
+        partial = archive.with_name(archive.name + ".part")
+        download_url(url, str(root), partial.name)
+        partial.replace(archive)
+    return archive
+
+
+def _extract(archive: Path, root: Path) -> None:
+    """Every member not already there (a file cnnlab did not create is never replaced),
+    without the __MACOSX/ folder of resource forks that Flickr8k's archives carry."""
+    with zipfile.ZipFile(archive) as zipped:
+        for member in zipped.namelist():
+            if not member.startswith("__MACOSX/") and not (root / member).exists():
+                zipped.extract(member, root)

@@ -127,6 +127,12 @@ CATALOG: dict[str, Entry] = {
     "shapes-captions": Entry(_lazy(".shapes_captions", "shapes_captions"),
                              "48x48 scenes of two shapes, four sentences each (\"a red circle "
                              "above a blue square\"; --task caption)", "generated", "none"),
+    "flickr8k": Entry(_lazy(".caption_files", "flickr8k_release"), "Flickr8k: 8,000 "
+                      "photographs, five sentences each, its own train/dev/test lists (--task "
+                      "caption)", "release archives (--download)", "none"),
+    "coco-captions": Entry(_lazy(".caption_files", "coco_captions_release"), "COCO 2017 "
+                           "validation: 5,000 photographs, five or more sentences each (--task "
+                           "caption)", "COCO archives (--download)", "none"),
 }
 USER_SETS: dict[str, Entry] = {
     "folder": Entry(user_files.folder, "PATH/<class>/<image files>", "your files"),

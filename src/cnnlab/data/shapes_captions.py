@@ -28,7 +28,7 @@ from .caption_files import CaptionedImages
 from .shapes import CLASSES, SHAPE_CONTRAST, backgrounds, rasterise
 
 SIZE = 48         # pixels a side; each shape lives in a half: 24 pixels
-SCENES = 3000     # the catalogue's set: 2,160 train, 240 validation, 600 test scenes
+SCENES = 3000     # the catalogue's set: 2,100 train, 300 validation, 600 test scenes
 EXTENT = (0.55, 0.9)  # a shape's extent as a fraction of its half (13 to 21 pixels)
 JITTER = 20       # largest change of a colour channel from the palette's value
 PALETTE = {"red": (220, 30, 30), "green": (30, 170, 40), "blue": (30, 70, 230),
