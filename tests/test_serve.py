@@ -200,6 +200,20 @@ def test_a_trained_run_is_served_with_its_own_classes(short_run):
         assert answer["predictions"][0]["top"][0]["class"] in model["classes"]
 
 
+def test_a_request_slower_than_the_timeout_answers_504(short_run):
+    # A lone image waits --max-wait-ms (here 20 s) for company before its batch runs: far
+    # past a --timeout of half a second.
+    served = load_models([str(short_run.run_dir)], [], "cpu", max_batch=4)
+    settings = Settings(max_batch=4, max_wait_ms=20_000, timeout=0.5)
+    with TestClient(create_app(served, settings)) as client:
+        start = time.monotonic()
+        late = ready(client).post("/predict", content=jpeg())
+        assert late.status_code == 504 and time.monotonic() - start < 10
+        assert late.json()["error"] == "the answer took longer than the limit of 0.5 s."
+        assert client.get("/health").status_code == 200
+        assert 'cnnlab_rejects_total{reason="timeout"} 1.0' in client.get("/metrics").text
+
+
 def test_the_batcher_groups_waiting_images_and_refuses_a_full_queue():
     release, seen = threading.Event(), []
 
@@ -233,6 +247,8 @@ def test_the_command_refuses_what_it_cannot_do_in_one_sentence(capsys):
     assert "--workers above 1" in capsys.readouterr().err
     assert main(["serve", "--pretrained", "efficientnet_lite0", "--max-batch", "0"]) == 2
     assert "--max-batch must be a positive" in capsys.readouterr().err
+    assert main(["serve", "--pretrained", "efficientnet_lite0", "--threads", "0"]) == 2
+    assert "--threads must be a positive" in capsys.readouterr().err
 
 
 @pytest.mark.slow

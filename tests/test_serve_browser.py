@@ -1,6 +1,7 @@
 """The web page of `cnnlab serve` in a real headless Chromium (Selenium with Debian's chromium
 and chromium-driver, which .ci/run installs): a photograph is uploaded, the right class
-appears, the Grad-CAM image loads, on a phone-width screen, with no console error."""
+appears, the Grad-CAM image loads, on a phone-width screen, with no console error; for a
+segmentation run, the mask over the photograph instead."""
 from __future__ import annotations
 
 import io
@@ -63,5 +64,30 @@ def test_a_photograph_gets_its_class_and_heat_map_in_the_browser(browser, tmp_pa
         width = browser.execute_script("return [document.documentElement.scrollWidth, "
                                        "window.innerWidth];")
         assert width[0] <= width[1]  # nothing wider than the phone's screen
+        errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == []
+
+
+@pytest.mark.slow
+def test_a_segmentation_run_shows_the_mask_over_the_photograph(browser, tmp_path):
+    from cnnlab.cli.main import main
+    run = tmp_path / "segment"
+    assert main(["train", "--task", "segment", "--model", "unet", "--dataset", "shapes",
+                 "--epochs", "1", "--limit-batches", "1", "--batch-size", "16",
+                 "--model-kwargs", "width=4", "depth=2", "--quiet", "--out", str(run)]) == 0
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(sample_image("chelsea")).resize((96, 64)).save(photo)
+    with service(str(run)) as running:
+        browser.get(running.url + "/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#model option"))
+        browser.find_element(By.ID, "file").send_keys(str(photo))
+        wait.until(lambda b: b.find_element(By.ID, "status").text == "Done.")
+        pictures = browser.execute_script(
+            "return [...document.querySelectorAll('#pictures img')].map("
+            "(i) => [i.alt, i.complete ? i.naturalWidth : 0]);")
+        assert ["the mask over the image", 96] in pictures
+        assert browser.find_element(By.ID, "camfigure").is_displayed() is False
+        assert browser.find_elements(By.CSS_SELECTOR, "#top li .class")  # its classes' shares
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert errors == []

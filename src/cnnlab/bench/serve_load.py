@@ -36,8 +36,15 @@ MODEL = "efficientnet_lite0"
 CONCURRENCY = (1, 8, 32)
 # Requests each client sends one after another (one client: at least 8). Few, because a CPU
 # shared by several jobs answers a few images a second; on a free machine raise them.
-FULL = {"rounds": 2, "abuse_seconds": 8.0}
-QUICK = {"rounds": 1, "abuse_seconds": 3.0}  # seconds, for CI: the numbers mean nothing
+# repeats: how many more times 32 clients meet both services (A B B A each time), after the
+# levels: on a shared machine one comparison says little, several say how far it varies.
+# threads: both services' --threads. One: on a CPU other jobs share, a forward pass split
+# across two threads keeps waiting for the one the OS has parked, and a batch has more such
+# waits than a single image; measured there, batching paid with one thread (1.1x-2.0x at 32
+# clients) and lost with two (0.5x-1.1x). None: the service's default, every usable CPU.
+FULL = {"rounds": 2, "abuse_seconds": 8.0, "repeats": 3, "threads": 1}
+# QUICK: seconds, for CI; its numbers mean nothing
+QUICK = {"rounds": 1, "abuse_seconds": 3.0, "repeats": 0, "threads": 1}
 
 
 def free_port() -> int:
@@ -82,7 +89,7 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 @contextmanager
-def service(*flags: str, token: str | None = None, tmp: str | None = None, wait: float = 180):
+def service(*flags: str, token: str | None = None, tmp: str | None = None, wait: float = 600):
     """`cnnlab serve` in a subprocess on a free loopback port, ready to answer; stopped
     (SIGTERM, then SIGKILL after 10 s) on leaving. Yields its URL and process id."""
     import httpx
@@ -157,28 +164,56 @@ async def _clients(url: str, image: bytes, concurrency: int, per_client: int,
         return latencies, time.perf_counter() - start, errors
 
 
+def compared(services: dict[str, Running], image: bytes, clients: int,
+             per_client: int) -> dict[str, dict]:
+    """Both services at `clients` clients, measured in the order A B B A, so that a
+    neighbour's job starting or ending halfway weighs on both alike; with the service's CPU
+    time per request beside the wall-clock figures."""
+    gathered = {label: ([], 0.0, 0, 0.0) for label in services}
+    first, second = list(services)
+    for label in (first, second, second, first):
+        running = services[label]
+        cpu = cpu_seconds(running.pid)
+        latencies, seconds, errors = asyncio.run(_clients(running.url, image, clients,
+                                                          per_client, {}))
+        spent = (cpu_seconds(running.pid) - cpu) if cpu is not None else float("nan")
+        before = gathered[label]
+        gathered[label] = (before[0] + latencies, before[1] + seconds, before[2] + errors,
+                           before[3] + spent)
+    results = {}
+    for label, (latencies, seconds, errors, spent) in gathered.items():
+        cpu_ms = round(spent * 1000 / len(latencies), 1) if spent == spent else None
+        results[label] = {"concurrency": clients, **latency_summary(latencies, seconds, errors),
+                          "cpu_ms_per_request": cpu_ms}
+    return results
+
+
 def load_levels(services: dict[str, Running], image: bytes, rounds: int) -> dict[str, list]:
-    """Each service at 1, 8 and 32 clients, measured in the order A B B A at every level, so
-    that a neighbour's job starting or ending halfway weighs on both alike; with the
-    service's CPU time per request beside the wall-clock figures."""
+    """Each service at 1, 8 and 32 clients (compared)."""
     results = {label: [] for label in services}
     for c in CONCURRENCY:
-        gathered = {label: ([], 0.0, 0, 0.0) for label in services}
-        first, second = list(services)
-        for label in (first, second, second, first):
-            running = services[label]
-            cpu = cpu_seconds(running.pid)
-            latencies, seconds, errors = asyncio.run(_clients(running.url, image, c,
-                                                              max(rounds, 8 // c), {}))
-            spent = (cpu_seconds(running.pid) - cpu) if cpu is not None else float("nan")
-            before = gathered[label]
-            gathered[label] = (before[0] + latencies, before[1] + seconds, before[2] + errors,
-                               before[3] + spent)
-        for label, (latencies, seconds, errors, spent) in gathered.items():
-            cpu_ms = round(spent * 1000 / len(latencies), 1) if spent == spent else None
-            results[label].append({"concurrency": c, **latency_summary(latencies, seconds, errors),
-                                   "cpu_ms_per_request": cpu_ms})
+        for label, level in compared(services, image, c, max(rounds, 8 // c)).items():
+            results[label].append(level)
     return results
+
+
+def ratio(faster: float | None, slower: float | None) -> float | None:
+    return round(faster / slower, 2) if faster and slower else None
+
+
+def repeated_at_32(services: dict[str, Running], image: bytes, rounds: int,
+                   repeats: int) -> list[dict]:
+    """The 32-client comparison again, `repeats` times: each one's throughput ratio (second
+    service over first) and the machine's load average when it ended."""
+    out = []
+    for _ in range(repeats):
+        single, batched = compared(services, image, 32, rounds).values()
+        out.append({"speedup": ratio(batched["requests_per_s"], single["requests_per_s"]),
+                    "cpu_saving": ratio(single["cpu_ms_per_request"],
+                                        batched["cpu_ms_per_request"]),
+                    "requests_per_s": [single["requests_per_s"], batched["requests_per_s"]],
+                    "load_average": round(os.getloadavg()[0], 2)})
+    return out
 
 
 async def _health(url: str, stop: asyncio.Event) -> dict:
@@ -271,27 +306,32 @@ def abuse(image: bytes, seconds: float, timeout: float = 8.0) -> dict:
 def bench_serve(settings: dict) -> dict:
     """Both load runs and the abuse run, with the machine's load beside them."""
     image = photograph()
-    with service("--pretrained", MODEL, "--timeout", "300", "--max-batch", "1") as single, \
-            service("--pretrained", MODEL, "--timeout", "300") as batched:
-        runs = load_levels({"max_batch_1": single, "batched": batched}, image,
-                           settings["rounds"])
+    threads = settings.get("threads")
+    flags = ("--pretrained", MODEL, "--timeout", "300",
+             *(("--threads", str(threads)) if threads else ()))
+    with service(*flags, "--max-batch", "1") as single, service(*flags) as batched:
+        services = {"max_batch_1": single, "batched": batched}
+        runs = load_levels(services, image, settings["rounds"])
+        load_average = [round(x, 2) for x in os.getloadavg()]
+        again = repeated_at_32(services, image, settings["rounds"], settings.get("repeats", 0))
     at_32 = [run[-1]["requests_per_s"] for run in runs.values()]
     cpu_32 = [run[-1]["cpu_ms_per_request"] for run in runs.values()]
     from ..serve import DEFAULTS
     return {"task": "serve", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "model": MODEL,
             "default_max_batch": DEFAULTS["max_batch"], "cpus": os.cpu_count(),
-            "load_average": [round(x, 2) for x in os.getloadavg()], "load": runs,
-            "batching_speedup_at_32": round(at_32[1] / at_32[0], 2) if at_32[0] else None,
-            "batching_cpu_saving_at_32": (round(cpu_32[0] / cpu_32[1], 2)
-                                          if cpu_32[0] and cpu_32[1] else None),
-            "abuse": abuse(image, settings["abuse_seconds"])}
+            "threads": threads,
+            "load_average": load_average, "load": runs,
+            "batching_speedup_at_32": ratio(at_32[1], at_32[0]),
+            "batching_cpu_saving_at_32": ratio(cpu_32[0], cpu_32[1]),
+            "repeated_at_32": again, "abuse": abuse(image, settings["abuse_seconds"])}
 
 
 def serve_markdown(result: dict) -> str:
     lines = [f"# cnnlab serve under load, {result['created'][:16].replace('T', ' ')}", "",
              f"{result['model']} on the loopback interface, {result['cpus']} CPUs (load "
              f"average {', '.join(map(str, result['load_average']))}: shared machines time "
-             "slower than free ones).", "",
+             "slower than free ones), both services with --threads "
+             f"{result.get('threads') or 'unset (every usable CPU)'}.", "",
              "| max batch | clients | requests | errors | requests/s | p50 ms | p99 ms | "
              "CPU ms/request |", "|---|---|---|---|---|---|---|---|"]
     for label, levels in result["load"].items():
@@ -302,8 +342,14 @@ def serve_markdown(result: dict) -> str:
     abuse_result = result["abuse"]
     lines += ["", f"Dynamic batching at 32 clients: {result['batching_speedup_at_32']}x the "
               "requests/s of --max-batch 1, and "
-              f"{result['batching_cpu_saving_at_32']}x fewer CPU seconds per request.", "",
-              "| attack | status |", "|---|---|"]
+              f"{result['batching_cpu_saving_at_32']}x fewer CPU seconds per request."]
+    if result.get("repeated_at_32"):
+        lines += ["", "The same comparison again (A B B A each time):", "",
+                  "| requests/s, max batch 1 | batched | speed-up | CPU saving | load average |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['requests_per_s'][0]} | {r['requests_per_s'][1]} | {r['speedup']}x | "
+                  f"{r['cpu_saving']}x | {r['load_average']} |" for r in result["repeated_at_32"]]
+    lines += ["", "| attack | status |", "|---|---|"]
     lines += [f"| {name} | {status} |" for name, status in abuse_result["statuses"].items()]
     health = abuse_result["health"]
     lines += ["", f"/health during the attacks: {health['asked']} asked, "

@@ -1,4 +1,4 @@
-"""Arguments of `cnnlab serve`: a classifier answering over HTTP, with a web page.
+"""Arguments of `cnnlab serve`: trained runs of any task answering over HTTP, with a web page.
 
 Kept out of main.py so it stays wiring; the defaults come from cnnlab.serve.DEFAULTS, which
 imports neither torch nor FastAPI.
@@ -17,7 +17,8 @@ def options(args: argparse.Namespace) -> dict:
     settings = Settings(max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
                         queue=args.queue, timeout=args.timeout, max_body_mb=args.max_body_mb,
                         max_pixels=args.max_pixels, max_files=args.max_files,
-                        top_k=args.top_k, token=args.token or os.environ.get(TOKEN_VARIABLE))
+                        top_k=args.top_k, token=args.token or os.environ.get(TOKEN_VARIABLE),
+                        threads=args.threads)
     return {"runs": args.runs, "pretrained": args.pretrained, "host": args.host,
             "port": args.port, "workers": args.workers, "device": args.device,
             "weights_file": args.weights_file, "settings": settings, "quiet": args.quiet,
@@ -27,12 +28,13 @@ def options(args: argparse.Namespace) -> dict:
 def add_serve_args(parser: argparse.ArgumentParser) -> None:
     d, add = DEFAULTS, parser.add_argument
     parser.description = (
-        "Serve classifiers over HTTP (FastAPI on uvicorn): POST /predict answers like "
-        "`cnnlab predict --json`; GET / is a web page that shows the top classes and the "
-        "Grad-CAM heat map; /health, /ready, /models and /metrics (Prometheus) watch it. "
-        "Concurrent requests are batched into one forward pass.")
-    add("runs", metavar="RUN", nargs="*", help="run folders written by cnnlab train "
-        "(classification); the first is the default model")
+        "Serve trained models over HTTP (FastAPI on uvicorn): POST /predict answers like "
+        "`cnnlab predict RUN --json` for the run's task, pictures inline as data: URLs; GET / "
+        "is a web page that shows the answer (top classes and Grad-CAM, the mask, the boxes, "
+        "the upscaled image, the caption ...); /health, /ready, /models and /metrics "
+        "(Prometheus) watch it. Concurrent requests are batched into one forward pass.")
+    add("runs", metavar="RUN", nargs="*", help="run folders written by cnnlab train (any "
+        "task); the first is the default model")
     add("--pretrained", metavar="MODEL", action="append", default=[],
         help="also serve this pretrained ImageNet model, e.g. efficientnet_lite0 (repeatable)")
     add("--weights-file", help="with one --pretrained: its weights from this file")
@@ -57,5 +59,7 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         f"says ?top_k= (default: {d['top_k']})")
     add("--token", help=f"require 'Authorization: Bearer TOKEN' everywhere but /health and the "
         f"page (default: the environment variable {TOKEN_VARIABLE}, which keeps it out of `ps`)")
+    add("--threads", type=int, metavar="N", help="CPU threads of each forward pass (default: "
+        "every usable CPU; on a machine other jobs keep busy, 1 wastes less waiting for them)")
     add("--workers", type=int, default=1, help="server processes; only 1 is offered")
     add("--device", default="auto")

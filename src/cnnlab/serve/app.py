@@ -6,9 +6,12 @@
     GET  /ready     200 once every model is loaded and warmed up, 503 before
     GET  /models    name, task, classes, input size and preprocessing of each model
     GET  /metrics   Prometheus text (metrics.py)
-    POST /predict   images as multipart fields `file` (repeatable) or as the raw body:
-                    `cnnlab predict --json`'s answer ({"task", "predictions", "errors"})
-    POST /gradcam   one image: its top class and the Grad-CAM heat map as a PNG data URL
+    POST /predict   images (a video model: video files) as multipart fields `file`
+                    (repeatable) or as the raw body: `cnnlab predict RUN --json`'s answer for
+                    the model's task ({"task", "predictions", "errors"}; answers.py), its
+                    pictures inline as data: URLs; a GAN with no image draws ?count= new ones
+    POST /gradcam   a classifier, one image: its top class and the Grad-CAM heat map as a PNG
+                    data URL
 
 Every error is {"error": "<one sentence>"} with its status; with a token, every path but
 /health and the page (which holds no data and asks for the token itself) needs it.
@@ -19,7 +22,6 @@ import asyncio
 import base64
 import json
 import logging
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -30,9 +32,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
+from ..accel.fastpath import usable_cpus
 from . import DEFAULTS
 from .batching import Batcher, QueueFull
 from .limits import Refused, check_token, decode_upload, read_body
+from .answers import Prepared
 from .metrics import Metrics
 from .models import Served, warm_up
 from .page import CONTENT_SECURITY, page_html
@@ -41,6 +45,10 @@ ACCESS = logging.getLogger("cnnlab.serve.access")
 PATHS = ("/", "/health", "/ready", "/models", "/metrics", "/predict", "/gradcam")
 OPEN_PATHS = ("/", "/health")  # answered without the token
 RAW = "body"  # the "file" of an image sent as the raw request body
+GENERATED = 16  # images a GAN draws when ?count= does not say
+# Detections below it are left out unless ?score_threshold= says: predict's default
+# (tasks/detect_report.SCORE_THRESHOLD), not imported so that the service starts quickly.
+SCORE_THRESHOLD = 0.5
 REASONS = {400: "bad_form", 401: "token", 404: "unknown_model", 408: "slow_body", 413: "too_large",
            415: "not_an_image", 422: "damaged", 503: "queue_full", 504: "timeout"}
 
@@ -56,10 +64,20 @@ class Settings:
     max_files: int = DEFAULTS["max_files"]
     top_k: int = DEFAULTS["top_k"]
     token: str | None = None
+    threads: int | None = None  # the forward pass's CPU threads; None: every usable CPU
 
     @property
     def max_bytes(self) -> int:
         return int(self.max_body_mb * 2**20)
+
+
+def torch_threads(count: int) -> None:
+    """Give the calling thread an OpenMP team of `count` (torch's thread count is per thread
+    once a thread has run a parallel operation; the small one below makes that happen now,
+    before another thread changes the default)."""
+    import torch
+    torch.set_num_threads(count)
+    torch.ones(100_000).add_(1)  # above torch's grain size: a parallel operation
 
 
 class Service:
@@ -68,21 +86,28 @@ class Service:
     def __init__(self, models: dict[str, Served], settings: Settings):
         self.models, self.settings = models, settings
         self.metrics = Metrics(settings.max_batch)
-        # One thread runs every forward pass: the batch already uses the cores, and Grad-CAM's
-        # hooks must never see another request's batch go through the same layers.
-        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="cnnlab-model")
-        # Decoding and resizing get a few threads of their own, not asyncio's default pool:
-        # every thread that calls into torch brings its own OpenMP team, and teams that
-        # outnumber the cores spend their time waiting on each other.
-        self.decode_threads = ThreadPoolExecutor(max(1, (os.cpu_count() or 1) // 4),
-                                                 thread_name_prefix="cnnlab-decode")
+        cores = usable_cpus()
+        team = settings.threads or cores
+        # Decoding and resizing get threads of their own, not asyncio's default pool, each
+        # with a team of one: every thread that calls into torch brings its own OpenMP team,
+        # and teams that outnumber the cores spend their time waiting on each other. A
+        # photograph's decode and resize are a few milliseconds; splitting them gains less
+        # than the team's synchronisation costs.
+        self.decode_threads = ThreadPoolExecutor(max(1, cores // 2),
+                                                 thread_name_prefix="cnnlab-decode",
+                                                 initializer=torch_threads, initargs=(1,))
+        # One thread runs every forward pass, with every core in its team: a batch splits
+        # well across them. Grad-CAM's hooks must never see another request's batch go
+        # through the same layers, so it runs here too.
+        self.model_thread = ThreadPoolExecutor(1, thread_name_prefix="cnnlab-model",
+                                               initializer=torch_threads, initargs=(team,))
         self.batchers: dict[str, Batcher] = {}
         self.ready = False
 
     def start(self) -> asyncio.Task:
         s = self.settings
         for name, served in self.models.items():
-            self.batchers[name] = Batcher(served.probabilities, self.model_thread, s.max_batch,
+            self.batchers[name] = Batcher(served.forward, self.model_thread, s.max_batch,
                                           s.max_wait_ms / 1000, s.queue,
                                           self.metrics.batch_size.observe)
             self.batchers[name].start()
@@ -208,27 +233,90 @@ async def _uploads(request: Request, body: bytes, max_files: int) -> list[tuple[
 
 
 def _decoded(name: str, data: bytes, max_pixels: int):
-    return decode_upload(data, "the request body" if name == RAW else name, max_pixels)
+    return decode_upload(data, _shown(name), max_pixels)
 
 
-def _prepared(served: Served, name: str, data: bytes, max_pixels: int):
-    return served.prepare(_decoded(name, data, max_pixels))
+def _shown(name: str) -> str:
+    return "the request body" if name == RAW else name
 
 
-def _top_k(value: str | None, default: int) -> int:
+def _prepared(served: Served, name: str, data: bytes, max_pixels: int) -> Prepared:
+    prepared = served.answers.prepare(served, _shown(name), data, max_pixels)
+    prepared.name = name
+    return prepared
+
+
+def _whole(value: str | None, default: int, name: str) -> int:
     if value is None:
         return default
     if not value.isdigit() or int(value) < 1:
-        raise Refused(422, f"top_k must be a positive whole number, not {value!r}.")
+        raise Refused(422, f"{name} must be a positive whole number, not {value!r}.")
     return int(value)
+
+
+def _options(query, settings: Settings) -> dict:
+    """What a request may choose: ?top_k= (classes), ?score_threshold= (detections), ?count=
+    (images a GAN draws, at most --max-files)."""
+    threshold = query.get("score_threshold", str(SCORE_THRESHOLD))
+    try:
+        score = float(threshold)
+    except ValueError:
+        score = float("nan")
+    if not 0 <= score <= 1:
+        raise Refused(422, f"score_threshold must be a number from 0 to 1, not {threshold!r}.")
+    count = _whole(query.get("count"), min(GENERATED, settings.max_files), "count")
+    if count > settings.max_files:
+        raise Refused(422, f"count may be at most {settings.max_files} (--max-files), not "
+                           f"{count}.")
+    return {"top_k": _whole(query.get("top_k"), settings.top_k, "top_k"),
+            "score_threshold": score, "count": count}
+
+
+def _submitted(service: Service, served: Served, good: list[Prepared]) -> list:
+    """Each input in the model's queue; the whole request refused (503) if it is full."""
+    futures = []
+    try:
+        for prepared in good:
+            futures.append(service.batchers[served.name].submit(prepared.input))
+    except QueueFull:
+        for future in futures:
+            future.cancel()
+        raise Refused(503, f"the service is busy ({service.settings.queue} images already "
+                           "wait); try again in a second.", {"Retry-After": "1"}) from None
+    service.metrics.queued.set(service.batchers[served.name].queue.qsize())
+    return futures
+
+
+async def _answered(service: Service, served: Served, good: list[Prepared],
+                    options: dict) -> list[dict]:
+    """Each prepared image's answer: through the batcher, then drawn (in a decode thread
+    where the answer holds pictures, so the event loop never encodes a PNG)."""
+    outputs = await asyncio.gather(*_submitted(service, served, good))
+    answer = served.answers.answer
+    if not served.answers.draws:
+        return [answer(served, p, out, options) for p, out in zip(good, outputs)]
+    return await asyncio.gather(*(service.decoded(answer, served, p, out, options)
+                                  for p, out in zip(good, outputs)))
+
+
+async def _within(awaitable, deadline: float, timeout: float, what: str = "answer"):
+    try:
+        return await asyncio.wait_for(awaitable, max(0.0, deadline - time.monotonic()))
+    except asyncio.TimeoutError:
+        raise Refused(504, f"the {what} took longer than the limit of {timeout:g} s.") from None
 
 
 async def _predict(request: Request, service: Service) -> dict:
     s, deadline = service.settings, time.monotonic() + service.settings.timeout
     served = service.pick(request.query_params.get("model"))
-    k = _top_k(request.query_params.get("top_k"), s.top_k)
-    files = await _uploads(request, await read_body(request, s.max_bytes, s.timeout),
-                           s.max_files)
+    options = _options(request.query_params, s)
+    body = await read_body(request, s.max_bytes, s.timeout)
+    if not body and not served.answers.needs_image:  # a GAN asked for new images
+        loop = asyncio.get_running_loop()
+        drawn = loop.run_in_executor(service.model_thread, served.answers.generate, served,
+                                     options["count"])
+        return {"task": served.task, **await _within(drawn, deadline, s.timeout)}
+    files = await _uploads(request, body, s.max_files)
     prepared = await asyncio.gather(*(service.decoded(_prepared, served, name, data,
                                                       s.max_pixels)
                                       for name, data in files), return_exceptions=True)
@@ -236,44 +324,33 @@ async def _predict(request: Request, service: Service) -> dict:
     for _, exc in errors:
         if not isinstance(exc, Refused):
             raise exc
-    good = [(name, p) for (name, _), p in zip(files, prepared) if not isinstance(p, Exception)]
+    good = [p for p in prepared if not isinstance(p, Exception)]
     if not good:  # nothing to answer: the first file's reason is the request's
         raise errors[0][1]
-    futures = []
-    try:
-        for _, tensor in good:
-            futures.append(service.batchers[served.name].submit(tensor))
-    except QueueFull:
-        for future in futures:
-            future.cancel()
-        raise Refused(503, f"the service is busy ({s.queue} images already wait); try again "
-                           "in a second.", {"Retry-After": "1"}) from None
-    service.metrics.queued.set(service.batchers[served.name].queue.qsize())
-    try:
-        answers = await asyncio.wait_for(asyncio.gather(*futures),
-                                         max(0.0, deadline - time.monotonic()))
-    except asyncio.TimeoutError:
-        raise Refused(504, f"the answer took longer than the limit of {s.timeout:g} s.") from None
-    return {"task": served.task,
-            "predictions": [{"file": name, "top": served.top(p, k)}
-                            for (name, _), p in zip(good, answers)],
-            "errors": [{"file": name, "error": str(exc), "status": exc.status}
-                       for name, exc in errors]}
+    answers = await _within(_answered(service, served, good, options), deadline, s.timeout)
+    result = {"task": served.task,
+              "predictions": [{"file": p.name, **a} for p, a in zip(good, answers)],
+              "errors": [{"file": name, "error": str(exc), "status": exc.status}
+                         for name, exc in errors]}
+    if served.answers.more is None:
+        return result
+    loop = asyncio.get_running_loop()  # embed's verification runs the model again
+    more = loop.run_in_executor(service.model_thread, served.answers.more, served, result, good)
+    return {**result, **await _within(more, deadline, s.timeout)}
 
 
 async def _gradcam(request: Request, service: Service) -> dict:
     s, deadline = service.settings, time.monotonic() + service.settings.timeout
     served = service.pick(request.query_params.get("model"))
+    if served.task != "classify":
+        raise Refused(422, f"Grad-CAM is drawn for classifiers, and {served.name} answers "
+                           f"--task {served.task}.")
     name, data = (await _uploads(request, await read_body(request, s.max_bytes, s.timeout),
                                  1))[0]
     image = await service.decoded(_decoded, name, data, s.max_pixels)
     loop = asyncio.get_running_loop()
-    try:
-        cam = await asyncio.wait_for(loop.run_in_executor(service.model_thread, served.gradcam,
-                                                          image),
-                                     max(0.0, deadline - time.monotonic()))
-    except asyncio.TimeoutError:
-        raise Refused(504, f"the heat map took longer than the limit of {s.timeout:g} s.") from None
+    cam = await _within(loop.run_in_executor(service.model_thread, served.gradcam, image),
+                        deadline, s.timeout, "heat map")
     png = cam.pop("png")
     return {"file": name, **cam,
             "image": "data:image/png;base64," + base64.b64encode(png).decode("ascii")}

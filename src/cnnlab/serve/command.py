@@ -29,6 +29,8 @@ def _check(port: int, workers: int, settings: Settings) -> None:
         if not getattr(settings, name) > 0:
             flag = name.replace("_", "-")
             raise UserError(f"--{flag} must be a positive number, not {getattr(settings, name)}.")
+    if settings.threads is not None and settings.threads < 1:
+        raise UserError(f"--threads must be a positive whole number, not {settings.threads}.")
     if settings.max_wait_ms < 0:
         raise UserError(f"--max-wait-ms must be 0 or more, not {settings.max_wait_ms}.")
 

@@ -1,14 +1,15 @@
 """The models a service answers with: loaded once from the same files as `cnnlab predict`
 (a run folder's safetensors and config.json, or a pretrained record; never a pickle), then
-asked for whole batches of preprocessed images and, one image at a time, for Grad-CAM.
+asked for whole batches of preprocessed images and, for a classifier, one image at a time
+for Grad-CAM.
 
-Classification is served: the answers are `cnnlab predict --json`'s. A run of another task
-is refused when the service starts, in one sentence.
+Every task answers `cnnlab predict --json`'s way; what each one does with an upload, a batch
+and an output is its family in answers.py.
 """
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from ..accel.device import resolve_device
 from ..accel.precision import FP32, Precision
 from ..data.transforms import Preprocess
 from ..errors import UserError
+from .answers import FAMILIES, Answers
 
 
 @dataclass
@@ -32,21 +34,19 @@ class Served:
     classes: list[str]
     device: torch.device
     precision: Precision
+    answers: Answers = field(default_factory=Answers)  # what the task answers, and how
+    extra: dict = field(default_factory=dict)  # what a task needs from its run: the clip's
+    # frames (video), the scale (superres), the verification threshold (embed)
 
     def describe(self) -> dict:
         return {"name": self.name, "task": self.task, "classes": self.classes,
-                "input_size": [self.preprocess.channels, *self.preprocess.size],
-                "preprocessing": self.preprocess.to_dict()}
+                "input_size": list(self.answers.example(self).shape),
+                "preprocessing": self.preprocess.to_dict(),
+                "needs_image": self.answers.needs_image, "gradcam": self.task == "classify"}
 
-    def prepare(self, image: torch.Tensor) -> torch.Tensor:
-        """uint8 C x H x W -> the model's C x H x W input, as training fed it."""
-        return self.preprocess(image)
-
-    def probabilities(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Class probabilities for each input, in one forward pass."""
-        with torch.inference_mode(), self.precision.autocast():
-            batch = torch.stack(inputs).to(self.device)
-            return list(self.model(batch).float().softmax(dim=1).cpu())
+    def forward(self, inputs: list[torch.Tensor]) -> list:
+        """The model's output for each input, in as few forward passes as it allows."""
+        return self.answers.forward(self, inputs)
 
     def top(self, probabilities: torch.Tensor, k: int) -> list[dict]:
         best = probabilities.topk(min(k, len(self.classes)))
@@ -72,20 +72,39 @@ def _from_run(run_dir: str, device: str, max_batch: int) -> Served:
     from ..infer.loaded import load_for_inference
     from ..runs.folder import read_spec
     task = read_spec(run_dir).config.task
-    if task != "classify":
-        raise UserError(f"cnnlab serve answers classification runs, and {run_dir} trained "
-                        f"--task {task}; use cnnlab predict for it.")
+    if task not in FAMILIES:
+        raise UserError(f"cnnlab serve does not answer --task {task} yet ({run_dir}); use "
+                        "cnnlab predict for it.")
     loaded = load_for_inference(run_dir, device, max_batch)
     spec = loaded.run.spec
     return Served(Path(run_dir).resolve().name, task, loaded.model, loaded.run.model,
-                  spec.preprocess, list(spec.classes), loaded.device, loaded.precision)
+                  spec.preprocess, list(spec.classes), loaded.device, loaded.precision,
+                  FAMILIES[task](), _extra(task, loaded))
+
+
+def _extra(task: str, loaded) -> dict:
+    """What a task's answers need from its run besides the model."""
+    if task == "video":
+        from ..tasks.video_report import clip_frames
+        return {"frames": clip_frames(loaded.run.spec.config.dataset)}
+    if task == "superres":
+        from ..tasks.superres_report import scale_of
+        return {"scale": scale_of(loaded.model)}
+    if task == "embed":
+        from ..runs.folder import read_metrics
+        return {"threshold": next((m["val_threshold"] for m in reversed(
+            read_metrics(loaded.run.path)) if "val_threshold" in m), None)}
+    return {}
 
 
 def _from_pretrained(name: str, device: str, weights_file=None) -> Served:
     from ..training.pretrained import imagenet_classes, pretrained_model
     device = resolve_device(device)
     model, record = pretrained_model(name, weights_file)
-    model = model.to(device).eval()
+    # channels_last, untimed: measured on 2 shared CPU cores it took a quarter to a third off
+    # efficientnet_lite0's CPU time per image at batches of 1 to 16, and timing the layouts
+    # at start-up (as a run's model is, infer/loaded.py) took minutes on a busy machine.
+    model = model.to(device, memory_format=torch.channels_last).eval()
     return Served(name, "classify", model, model, record.preprocess, imagenet_classes(),
                   device, FP32)
 
@@ -109,6 +128,5 @@ def load_models(runs: list[str], pretrained: list[str], device: str = "auto",
 def warm_up(served: Served, max_batch: int) -> None:
     """Forward passes at the batch sizes the service will run, so the first requests do not
     pay for allocation and kernel selection; /ready says yes only after this."""
-    c, h, w = served.preprocess.channels, *served.preprocess.size
     for size in sorted({1, max_batch}):
-        served.probabilities([torch.zeros(c, h, w)] * size)
+        served.forward([served.answers.example(served)] * size)

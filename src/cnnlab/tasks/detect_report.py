@@ -14,7 +14,7 @@ from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 from ..accel.precision import FP32, Precision
 from ..engine.loop import evaluate
 from ..figures import save_figure
-from ..webpage import figure, section, table
+from ..webpage import data_url, figure, image_png, section, table
 from .detect import MASK_THRESHOLD, Detect, DetectionTally, Instance
 from .coco_results import coco_results
 from .picture_files import output_folder, readable, write_png
@@ -164,8 +164,14 @@ def detections(model, image: torch.Tensor, preprocess, device, precision: Precis
     inputs = preprocess(image)[None].to(device)
     with torch.inference_mode(), precision.autocast():
         found = model(inputs)[0]
+    return in_image_pixels(found, image, tuple(inputs.shape[-2:]))
+
+
+def in_image_pixels(found: dict, image: torch.Tensor, input_size: tuple[int, int]) -> dict:
+    """One image's detections as the model gave them at `input_size` (H, W) -> on the CPU,
+    boxes (and masks) in the image's own pixels."""
     height, width = image.shape[-2:]
-    scale = torch.tensor([width / inputs.shape[-1], height / inputs.shape[-2]] * 2)
+    scale = torch.tensor([width / input_size[1], height / input_size[0]] * 2)
     out = {"boxes": found["boxes"].float().cpu() * scale, "labels": found["labels"].cpu(),
            "scores": found["scores"].float().cpu()}
     if "masks" in found:
@@ -212,20 +218,36 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
         stem = Path(file).stem
         picture = out / f"{stem}_detections.png"
         write_png(picture, drawn(image, found, classes).permute(1, 2, 0).numpy())
-        items = []
-        for i, (box, label, score) in enumerate(zip(found["boxes"], found["labels"],
-                                                    found["scores"])):
-            item = {"class": classes[int(label)] if int(label) < len(classes) else str(int(label)),
-                    "score": float(score), "box": [round(float(v), 2) for v in box]}
-            if "masks" in found:
-                item["mask"] = str(out / f"{stem}_object{i}_mask.png")
-                write_png(Path(item["mask"]), found["masks"][i].numpy().astype("uint8") * 255)
-            items.append(item)
+        items = listed(found, classes)
+        for i, item in enumerate(items if "masks" in found else []):
+            item["mask"] = str(out / f"{stem}_object{i}_mask.png")
+            write_png(Path(item["mask"]), found["masks"][i].numpy().astype("uint8") * 255)
         predictions.append({"file": str(file), "picture": str(picture), "detections": items})
     result = {"predictions": predictions, "errors": errors}
     if output_format == "coco" and kept:
         result["coco_results"] = coco_results(kept, dataset, out)
     return result
+
+
+def listed(found: dict, classes: list[str]) -> list[dict]:
+    """Each detection's class, score and box [x1, y1, x2, y2], as predict --json lists them."""
+    return [{"class": classes[int(label)] if int(label) < len(classes) else str(int(label)),
+             "score": float(score), "box": [round(float(v), 2) for v in box]}
+            for box, label, score in zip(found["boxes"], found["labels"], found["scores"])]
+
+
+def image_answer(image: torch.Tensor, found: dict, input_size: tuple[int, int],
+                 classes: list[str], score_threshold: float = SCORE_THRESHOLD) -> dict:
+    """predict's answer for one decoded image and the model's detections for it at
+    `input_size`: the picture and each object's mask inline as PNG data: URLs (what
+    `cnnlab serve` sends back)."""
+    found = in_image_pixels(found, image, input_size)
+    keep = found["scores"] >= score_threshold
+    found = {k: v[keep] for k, v in found.items()}
+    items = listed(found, classes)
+    for item, mask in zip(items if "masks" in found else [], found.get("masks", [])):
+        item["mask"] = data_url(image_png(mask[None].to(torch.uint8) * 255))
+    return {"picture": data_url(image_png(drawn(image, found, classes))), "detections": items}
 
 
 def format_predictions(result: dict) -> str:

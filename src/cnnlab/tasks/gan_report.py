@@ -16,7 +16,7 @@ from ..accel.precision import FP32, Precision
 from ..atomic import atomic_write_bytes
 from ..engine.loop import evaluate
 from ..figures import figure_bytes, save_figure
-from ..webpage import figure, section, table
+from ..webpage import data_url, figure, image_png, section, table
 from .frechet import CONFIDENT
 from .gan import Gan, GanTally
 from .gan_judge import JUDGE, load_judge
@@ -145,20 +145,36 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
         return {"predictions": predictions, "errors": errors}
     out = Path(out_dir or "generated")
     out.mkdir(parents=True, exist_ok=True)
-    count = COUNT if count is None else count
-    generator = torch.Generator().manual_seed(0)
-    with torch.inference_mode(), precision.autocast():
-        images = model.generator(model.noise(count, generator)).float().cpu()
-    pixels = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    pixels, grid_pixels = generated(model, COUNT if count is None else count, precision)
     written = []
     for i, image in enumerate(pixels):
         path = out / f"generated_{i:04d}.png"
         write_png(path, image[0].numpy() if image.shape[0] == 1 else image.permute(1, 2, 0).numpy())
         written.append(str(path))
     grid = out / "grid.png"
-    tiles = make_grid(images.add(1).div(2).clamp(0, 1), nrow=8, padding=2, pad_value=1.0)
-    atomic_write_bytes(grid, png_bytes((tiles * 255).round().to(torch.uint8)))
+    atomic_write_bytes(grid, png_bytes(grid_pixels))
     return {"predictions": [{"file": f} for f in written], "grid": str(grid), "errors": errors}
+
+
+def generated(model, count: int, precision: Precision = FP32,
+              seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` new images from the noise of `seed` (the same every time), uint8 N x C x H x W
+    on the CPU, and the grid of them, 8 to a row."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.inference_mode(), precision.autocast():
+        images = model.generator(model.noise(count, generator)).float().cpu()
+    tiles = make_grid(images.add(1).div(2).clamp(0, 1), nrow=8, padding=2, pad_value=1.0)
+    return (((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8),
+            (tiles * 255).round().to(torch.uint8))
+
+
+def generated_answer(model, count: int, precision: Precision = FP32, seed: int = 0) -> dict:
+    """predict's answer with no image files, the images and their grid inline as PNG data:
+    URLs (what `cnnlab serve` sends back)."""
+    pixels, grid = generated(model, count, precision, seed)
+    return {"predictions": [{"file": f"generated_{i:04d}.png", "image": data_url(image_png(p))}
+                            for i, p in enumerate(pixels)],
+            "grid": data_url(png_bytes(grid)), "errors": []}
 
 
 def format_predictions(result: dict) -> str:

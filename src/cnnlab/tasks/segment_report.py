@@ -14,7 +14,7 @@ from torchvision.utils import draw_segmentation_masks
 from ..accel.precision import FP32, Precision
 from ..engine.loop import evaluate
 from ..figures import figure_bytes, save_figure
-from ..webpage import figure, section, table
+from ..webpage import data_url, figure, image_png, section, table
 from .classify_figures import plot_confusion
 from .diagnostics import denormalise
 from .picture_files import output_folder, readable, write_png
@@ -155,21 +155,38 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
     for file, image in readable(files, errors):
         with torch.inference_mode(), precision.autocast():
             logits = model(preprocess(image)[None].to(device)).float()
-        # scores back to the image's own size, then the best class per pixel
-        logits = torch.nn.functional.interpolate(logits, size=tuple(image.shape[-2:]),
-                                                 mode="bilinear", align_corners=False)
-        mask = logits.argmax(dim=1)[0].to(torch.uint8).cpu()
+        mask = image_mask(logits[0], image)
         out.mkdir(parents=True, exist_ok=True)
         stem = Path(file).stem
         mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
         write_png(mask_path, mask.numpy())
         write_png(overlay_path, overlay(image, mask, len(classes)).permute(1, 2, 0).numpy())
-        counts = torch.bincount(mask.flatten().long(), minlength=len(classes)).double()
         predictions.append({"file": str(file), "mask": str(mask_path),
                             "overlay": str(overlay_path),
-                            "class_fractions": {name: float(f) for name, f in
-                                                zip(classes, counts / counts.sum())}})
+                            "class_fractions": class_fractions(mask, classes)})
     return {"predictions": predictions, "errors": errors}
+
+
+def image_mask(logits: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """K x h x w scores -> uint8 H x W class indices at the image's own size: the scores
+    resized back first, then the best class per pixel."""
+    logits = torch.nn.functional.interpolate(logits[None].float(), size=tuple(image.shape[-2:]),
+                                             mode="bilinear", align_corners=False)
+    return logits.argmax(dim=1)[0].to(torch.uint8).cpu()
+
+
+def class_fractions(mask: torch.Tensor, classes: list[str]) -> dict[str, float]:
+    counts = torch.bincount(mask.flatten().long(), minlength=len(classes)).double()
+    return {name: float(f) for name, f in zip(classes, counts / counts.sum())}
+
+
+def image_answer(image: torch.Tensor, logits: torch.Tensor, classes: list[str]) -> dict:
+    """predict's answer for one decoded image and the model's K x h x w scores for it, the
+    mask and the overlay inline as PNG data: URLs (what `cnnlab serve` sends back)."""
+    mask = image_mask(logits, image)
+    return {"mask": data_url(image_png(mask[None])),
+            "overlay": data_url(image_png(overlay(image, mask, len(classes)))),
+            "class_fractions": class_fractions(mask, classes)}
 
 
 def format_predictions(result: dict) -> str:

@@ -13,7 +13,7 @@ from ..accel.precision import FP32, Precision
 from ..engine.loop import evaluate
 from ..figures import figure_bytes, save_figure
 from ..models.superres import bicubic
-from ..webpage import figure, section, table
+from ..webpage import data_url, figure, image_png, section, table
 from .image_quality import psnr_of, quantised, rgb, squared_errors, ycbcr
 from .picture_files import output_folder, readable, write_png
 from .superres import Quality, SuperRes
@@ -25,7 +25,7 @@ TILE, MARGIN = 256, 12  # predict upscales big images in tiles of low-resolution
 CROP = 64  # low-resolution pixels on a side in predict's sheet
 
 
-def _scale(model) -> int:
+def scale_of(model) -> int:
     return getattr(model, "scale", None) or model.model.scale  # through a wrapper (TTA)
 
 
@@ -79,7 +79,7 @@ def sheet_figure(kept: list[dict], scale: int) -> Figure:
 
 def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: Path,
                       precision: Precision = FP32) -> tuple[dict, list[dict]]:
-    scale = _scale(model)
+    scale = scale_of(model)
     gather = WithSheet(scale)
     result = evaluate(model, batches, SuperRes(scale), precision, accumulator=gather)
     kept = gather.pictures()
@@ -166,18 +166,12 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
     """For each readable image file: the image `scale` times larger (the model upscales
     the luminance, bicubic the colour, as the papers do) and a sheet of its centre (input |
     bicubic | cnnlab); in `out_dir` (default: a folder `upscaled` beside the first image)."""
-    scale = _scale(model)
+    scale = scale_of(model)
     out = output_folder(files, out_dir, "upscaled")
     predictions, errors = [], []
     for file, image in readable(files, errors):
-        grey = image.shape[0] == 1
-        ycc = ycbcr(image[:3] if not grey else image.expand(3, -1, -1))
-        y = ycc[:1].round().clamp(0, 255).to(torch.uint8)
-        luma = quantised(upscale(model, preprocess.normalise(y[None]).to(device), scale,
-                                 precision))[0].cpu()
-        colour = bicubic(ycc[None], scale)[0]
-        ours = _as_image(torch.cat([luma, colour[1:]]), grey)
-        smooth = _as_image(colour, grey)
+        luma = upscale(model, luma_input(image, preprocess)[None].to(device), scale, precision)
+        ours, smooth = upscaled_images(image, luma[0], scale)
         out.mkdir(parents=True, exist_ok=True)
         stem = Path(file).stem
         upscaled, sheet = out / f"{stem}_x{scale}.png", out / f"{stem}_sheet.png"
@@ -187,6 +181,37 @@ def predict(model, preprocess, classes: list[str], files: list[str], device,
                             "scale": scale, "size": [int(image.shape[-1]), int(image.shape[-2])],
                             "upscaled_size": [int(ours.shape[-1]), int(ours.shape[-2])]})
     return {"predictions": predictions, "errors": errors}
+
+
+def _ycbcr_of(image: torch.Tensor) -> torch.Tensor:
+    return ycbcr(image[:3] if image.shape[0] != 1 else image.expand(3, -1, -1))
+
+
+def luma_input(image: torch.Tensor, preprocess) -> torch.Tensor:
+    """uint8 C x H x W -> the model's 1 x H x W input: the luminance, normalised (the
+    papers upscale only Y; the colour is left to bicubic)."""
+    y = _ycbcr_of(image)[:1].round().clamp(0, 255).to(torch.uint8)
+    return preprocess.normalise(y[None])[0]
+
+
+def upscaled_images(image: torch.Tensor, luma: torch.Tensor,
+                    scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's 1 x sH x sW luminance for `image` -> (cnnlab's upscaled image, bicubic's),
+    uint8 with the image's channels."""
+    grey = image.shape[0] == 1
+    colour = bicubic(_ycbcr_of(image)[None], scale)[0]
+    ours = _as_image(torch.cat([quantised(luma[None].float())[0].cpu(), colour[1:]]), grey)
+    return ours, _as_image(colour, grey)
+
+
+def image_answer(image: torch.Tensor, luma: torch.Tensor, scale: int) -> dict:
+    """predict's answer for one decoded image and the model's upscaled luminance of it, the
+    upscaled image and the sheet inline as PNG data: URLs (what `cnnlab serve` sends back)."""
+    ours, smooth = upscaled_images(image, luma, scale)
+    return {"upscaled": data_url(image_png(ours)),
+            "sheet": data_url(figure_bytes(predict_sheet(image[:3], smooth, ours, scale))),
+            "scale": scale, "size": [int(image.shape[-1]), int(image.shape[-2])],
+            "upscaled_size": [int(ours.shape[-1]), int(ours.shape[-2])]}
 
 
 def format_predictions(result: dict) -> str:
