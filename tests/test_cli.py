@@ -113,7 +113,7 @@ def test_evaluate_prints_per_class_metrics_and_a_consistent_confusion_matrix(def
     (["train", "--config", "nowhere.yaml"], "config file nowhere.yaml does not exist"),
     (["train", "--model-kwargs", "colour=red"], "model lenet5 has no option 'colour'"),
     (["train", "--device", "quantum"], "unknown device 'quantum'"),
-    (["evaluate", "no-such-run"], "no-such-run is not a cnnlab run folder"),
+    (["evaluate", "no-such-run"], "no-such-run does not exist; give the run folder"),
 ])
 def test_user_mistakes_get_one_sentence_and_exit_status_2(argv, message, capsys):
     assert main(argv) == 2

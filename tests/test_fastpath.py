@@ -115,18 +115,38 @@ def test_inference_layout_is_timed_on_forward_passes_apart_from_training(monkeyp
     torch.testing.assert_close(got, expected)  # same answers in either layout
 
 
-def test_training_records_the_layout_in_config_json_and_the_measurements_beside_it(tmp_path):
+def test_a_run_too_short_to_pay_for_timing_trains_in_the_default_and_says_why(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr(layout, "time_layouts", lambda *a, **k: pytest.fail("timed layouts"))
     result = train(TrainConfig(model="lecture_cnn", epochs=1, limit_batches=2,
                                out=str(tmp_path / "run")), quiet=True)
     config = json.loads((result.run_dir / "config.json").read_text())["train"]
     record = json.loads((result.run_dir / fastpath.RECORD).read_text())
-    assert config["memory_format"] in ("channels_last", "contiguous")
-    assert config["memory_format"] == record["memory_format"]
-    # 'auto' on a CPU: fp32, or bf16 where the CPU has it natively and it timed faster
+    assert (config["memory_format"], config["precision"]) == ("contiguous", "fp32")
+    assert (record["memory_format"], record["precision"]) == ("contiguous", "fp32")
+    assert record["step_seconds"] == {} and record["chosen_by"].startswith("run too short")
+
+
+def test_a_long_run_is_timed_and_a_short_one_then_takes_the_remembered_choice(monkeypatch):
+    """Layout and number format timed for a run of unknown length (steps None), recorded
+    with their measurements; the same model, batch and machine later: no timing, even for a
+    run too short to pay for one."""
+    timings = []
+    real = layout.time_layouts
+    monkeypatch.setattr(layout, "time_layouts",
+                        lambda *a, **k: timings.append(1) or real(*a, **k))
+    config = TrainConfig(batch_size=4)
+    first_config, first = fastpath.setup(config, _net(), (3, 16, 16), CPU)
     formats = precision.candidate_precisions("auto", CPU)
-    assert config["precision"] == record["precision"] in formats
-    assert set(record["step_seconds"]) == {f"{fmt} {name}" for fmt in layout.FORMATS
-                                           for name in formats}
+    assert first.chosen_by == "timing" and len(timings) == len(formats)
+    assert first_config.precision in formats
+    assert set(first.step_seconds) == {f"{fmt} {name}" for fmt in layout.FORMATS
+                                       for name in formats}
+    again_config, again = fastpath.setup(config, _net(), (3, 16, 16), CPU, steps=2)
+    assert len(timings) == len(formats) and again.chosen_by.startswith("remembered")
+    assert (again_config.memory_format, again_config.precision) == (
+        first_config.memory_format, first_config.precision)
+    assert again.step_seconds == first.step_seconds and "remembered" in again.describe()
 
 
 def test_deterministic_runs_never_choose_by_timing(tmp_path, monkeypatch):

@@ -14,10 +14,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
-from torchvision.utils import make_grid
 
 from .atomic import atomic_write_bytes
 from .errors import UserError
@@ -47,6 +45,8 @@ def symmetric_range(values) -> np.ndarray:
 def mosaic(tiles: list[np.ndarray], columns: int, gap: int = 1, fill: float = 1.0) -> np.ndarray:
     """Equal-sized H x W (or H x W x 3) tiles in rows of at most `columns`, `gap` pixels of
     `fill` between them; tile i sits at row i // columns, column i % columns."""
+    from torchvision.utils import make_grid  # torchvision's import takes seconds: when drawn
+
     batch = torch.from_numpy(np.stack(tiles).astype(np.float64))
     grey = batch.dim() == 3
     batch = batch[:, None] if grey else batch.permute(0, 3, 1, 2)
@@ -71,6 +71,8 @@ def image_to_float(image: torch.Tensor) -> np.ndarray:
 
 def heat_colours(heat: np.ndarray) -> np.ndarray:
     """A [0, 1] map -> RGB with matplotlib's 'jet', the colouring of the Grad-CAM paper."""
+    import matplotlib  # a second of start-up, paid by the commands that draw
+
     return matplotlib.colormaps["jet"](np.clip(heat, 0, 1))[..., :3]
 
 

@@ -15,6 +15,7 @@ never leaves the device.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -30,6 +31,11 @@ from ..atomic import atomic_write_text
 from .precision import Precision, candidate_precisions
 
 RECORD = "fastpath.json"  # in the run folder: what was chosen and what it measured
+# Timing layouts and number formats is done only for a run at least PAYBACK times as long as
+# the timing: a layout or a format that saves half of every step (rarely more) then wins back
+# what timing cost. A shorter run takes the default (or a choice remembered from an earlier
+# timing): a 1-epoch run on the digits trains in less time than its timing would take.
+PAYBACK = 2
 
 
 @dataclass
@@ -39,18 +45,20 @@ class FastPath:
     threads: int
     compile_seconds: float | None = None
     step_seconds: dict = field(default_factory=dict)  # layout -> best seconds per step
+    chosen_by: str = "timing"  # or why not: "remembered ...", "run too short ...", "as asked" ...
 
     def to_dict(self) -> dict:
         return {"memory_format": self.memory_format, "precision": self.precision.name,
                 "threads": self.threads, "compile_seconds": self.compile_seconds,
-                "step_seconds": self.step_seconds}
+                "step_seconds": self.step_seconds, "chosen_by": self.chosen_by}
 
     def describe(self) -> str:
         timed = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in self.step_seconds.items())
         compiled = (f"; compiled in {self.compile_seconds:.1f} s"
                     if self.compile_seconds is not None else "")
+        why = "" if self.chosen_by == "timing" else f" ({self.chosen_by})"
         return (f"fast path: {self.memory_format}{f' (a step: {timed})' if timed else ''}, "
-                f"{self.precision.name}, {self.threads} threads{compiled}")
+                f"{self.precision.name}{why}, {self.threads} threads{compiled}")
 
 
 def usable_cpus() -> int:
@@ -92,25 +100,61 @@ def compile_model(model: nn.Module, input_shape, batch_size: int, precision: Pre
     return seconds
 
 
-def _choose(config, model, input_shape, device, world, samples: int | None = None
-            ) -> tuple[str, str, dict]:
-    """(layout, number format, {"layout format": seconds per step}): what the config fixes,
-    else the fastest timed option. A number format other than the first candidate (fp32)
-    must save MARGIN of a step, as channels_last must: a close call keeps the default."""
+def _choose(config, model, input_shape, device, world, samples: int | None = None,
+            steps: int | None = None) -> tuple[str, str, dict, str]:
+    """(layout, number format, {"layout format": seconds per step}, chosen by): what the
+    config fixes, else the fastest timed option. A number format other than the first
+    candidate (fp32) must save MARGIN of a step, as channels_last must: a close call keeps
+    the default. A run of `steps` steps too short to pay for timing takes the default, unless
+    an earlier timing of the same model, batch and machine is remembered."""
     formats = candidate_precisions(config.precision, device)
     timed = config.memory_format == "auto" or len(formats) > 1
     untimeable = getattr(model, "takes_targets", False)  # a detector: no step without targets
+    fixed = None if config.memory_format == "auto" else config.memory_format
     if config.deterministic or not layout.has_feature_maps(model) or not timed or untimeable:
         # --deterministic: nothing may depend on a timing
-        fixed = "contiguous" if config.memory_format == "auto" else config.memory_format
-        return fixed, formats[0], {}
+        return fixed or "contiguous", formats[0], {}, _untimed(config, model, timed, untimeable)
     # no step is ever larger than the data set: --batch-size 100000 on 1,257 images times 1,257
     batch = min(config.batch_size, samples) if samples else config.batch_size
+    known = [layout.remembered(model, input_shape, batch, Precision(name, device.type))
+             for name in formats]
+    why = "timing" if None in known else "remembered from an earlier timing"
+    if why == "timing" and steps is not None:  # decided once, for every process alike
+        short = distributed.broadcast(world, _too_short(
+            model, input_shape, batch, formats, device, steps) if world.main else None)
+        if short:
+            return fixed or "contiguous", formats[0], {}, short
     chosen, number_format, seconds = _fastest(
-        model, input_shape, batch, formats, device, world.main, training=True,
-        fixed=None if config.memory_format == "auto" else config.memory_format)
+        model, input_shape, batch, formats, device, world.main, training=True, fixed=fixed)
     chosen = distributed.broadcast(world, (chosen, number_format))  # every process alike
-    return chosen[0], chosen[1], seconds
+    return chosen[0], chosen[1], seconds, why
+
+
+def _untimed(config, model, timed: bool, untimeable: bool) -> str:
+    """Why the fast path was not timed, in the words of `describe`."""
+    if not timed:
+        return "as asked"
+    if config.deterministic:
+        return "--deterministic: nothing may depend on a timing"
+    if untimeable:
+        return "a step of this model needs its targets"
+    return "no convolution to lay out"
+
+
+def _too_short(model, input_shape, batch: int, formats: list[str], device, steps: int) -> str:
+    """Why a run of `steps` steps is too short to time its options (one step of a copy of
+    the model, first-call costs included, estimates both), or "" when it is not."""
+    if steps >= PAYBACK * layout.BUDGET * len(formats) / 1e-4:
+        return ""  # longer than any timing of a step of 0.1 ms or more: no need to measure
+    probe = copy.deepcopy(model).train()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        inputs = torch.randn(batch, *input_shape, device=device)
+        step = layout.step_seconds(probe, inputs, Precision(formats[0], device.type))
+    timing = len(formats) * layout.timing_seconds(step)
+    if steps * step >= PAYBACK * timing:
+        return ""
+    return (f"run too short to time layouts: {steps:,} steps of about {step * 1e3:.0f} ms, "
+            f"timing would take about {timing:.1f} s")
 
 
 def _fastest(model, input_shape, batch_size: int, formats: list[str], device, remember: bool,
@@ -132,17 +176,19 @@ def _fastest(model, input_shape, batch_size: int, formats: list[str], device, re
 
 
 def setup(config, model: nn.Module, input_shape, device: torch.device,
-          world: distributed.World | None = None, samples: int | None = None):
+          world: distributed.World | None = None, samples: int | None = None,
+          steps: int | None = None):
     """Apply the fast path `config` asks for to `model`, in place, before the optimiser and
     any DataParallel wrapper see it (timed on batches of at most `samples`, the training
-    set's size). Returns the config with its 'auto' choices made, and the FastPath (what was
-    chosen and measured)."""
+    set's size, where the run's `steps` pay for the timing; None: always). Returns the config
+    with its 'auto' choices made, and the FastPath (what was chosen and measured)."""
     world = world or distributed.World()
     threads = configure_threads() if device.type == "cpu" else torch.get_num_threads()
-    chosen, number_format, seconds = _choose(config, model, input_shape, device, world, samples)
+    chosen, number_format, seconds, why = _choose(config, model, input_shape, device, world,
+                                                  samples, steps)
     precision = Precision(number_format, device.type)
     model.to(memory_format=layout.FORMATS[chosen])
-    fast = FastPath(chosen, precision, threads, step_seconds=seconds)
+    fast = FastPath(chosen, precision, threads, step_seconds=seconds, chosen_by=why)
     if config.compile:
         fast.compile_seconds = compile_model(model, input_shape, config.batch_size, precision)
     return dataclasses.replace(config, memory_format=chosen, precision=precision.name), fast

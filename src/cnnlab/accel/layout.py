@@ -180,6 +180,25 @@ def _read_cache(path: Path) -> dict:
         return {}
 
 
+def remembered(model: nn.Module, input_shape, batch_size: int, precision: Precision,
+               training: bool = True) -> tuple[str, dict] | None:
+    """(layout, {layout: seconds per step}) remembered from an earlier timing, or None."""
+    known = _read_cache(cache_file()).get(
+        cache_key(model, input_shape, batch_size, precision, training))
+    return (known["layout"], known["step_seconds"]) if known is not None else None
+
+
+def timing_seconds(step: float) -> float:
+    """About how long timing both layouts in one number format takes for a model whose
+    training step takes `step` seconds: each layout's first turn (Timer's 2 warm-up steps
+    and 1 timed), then blocks of at most BLOCK steps (2 warm-up steps each) up to MAX_TRIALS,
+    stopped by BUDGET."""
+    turn = 3 * step
+    steps = max(1, min(BLOCK, int(BLOCK_SECONDS / step)))
+    blocks = -(-MAX_TRIALS // steps) * (steps + 2) * step
+    return len(FORMATS) * turn + min(len(FORMATS) * blocks, BUDGET + len(FORMATS) * (steps + 2) * step)
+
+
 def choose_layout(model: nn.Module, input_shape, batch_size: int, precision: Precision,
                   remember: bool = True, training: bool = True) -> tuple[str, dict]:
     """(layout, {layout: seconds per step}) for `model` to train (or, with training False,

@@ -287,6 +287,14 @@ def cmd_bench(args) -> int:
         result["files"] = [str(p) for p in paths]
         _emit(args, result, f"{whole_run_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
         return 0
+    if args.startup:
+        from ..bench.startup import bench_startup, startup_markdown
+        from ..bench.task_suite import write_task_results
+        result = bench_startup(args.quick)
+        paths = write_task_results(result, args.out, quick=args.quick, markdown=startup_markdown)
+        result["files"] = [str(p) for p in paths]
+        _emit(args, result, f"{startup_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
+        return 0
     if args.task == "serve":
         from ..bench.serve_load import FULL, QUICK, bench_serve, serve_markdown
         from ..bench.task_suite import write_task_results
@@ -367,9 +375,11 @@ def _bench_args(parser) -> None:
     add("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
     add("--device", default="auto")
     add("--compile", action="store_true", help="torch.compile cnnlab's model")
+    add("--startup", action="store_true", help="instead: seconds from process start to "
+        "an answer for --help, conv-shape and a 1-epoch train (median of 5)")
     add("--whole-run", action="store_true", help="instead: wall clock from process start to "
         "test accuracy, `cnnlab train` on a folder of 6,000 PNGs (cold and warm cache) beside "
-        "the lectures' script, 1 and 4 epochs")
+        "the lectures' script, 1 and 4 epochs, medians of 3 rounds")
 
 
 def _explain_args(parser, output) -> None:

@@ -1,7 +1,9 @@
 """Augmentation presets (lectures 001, 003: random crop, flip), per image and per whole batch.
 
 Each preset is a few numbers; two implementations draw from the same distribution:
-- `per_image()`: torchvision transforms v2 on one uint8 C x H x W image, for DataLoader workers;
+- `per_image()`: one uint8 C x H x W image (and its mask) at a time, for DataLoader workers,
+  drawing from the global RNG exactly as torchvision's transforms v2 RandomHorizontalFlip and
+  RandomCrop(padding, "reflect") do, without importing torchvision (seconds of start-up);
 - `AugmentedImages.take()`: the same operations on a whole batch on the training device, with
   no Python loop over images (the fast CIFAR training recipe; see that class).
 A training step sees: horizontal flip with probability 1/2; a translation by up to `pad`
@@ -14,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms import v2
 
 from ..errors import unknown_name
 
@@ -33,13 +34,9 @@ class Augment:
         pad, _ = self.sizes(size[0])
         return (2 if self.flip else 1) * (size[1] + 2 * pad) / size[1]
 
-    def per_image(self, size: tuple[int, int]) -> v2.Transform:
-        """uint8 image -> augmented uint8 image (cutout is applied later, see `cutout_image`)."""
-        pad, _ = self.sizes(size[0])
-        steps = [v2.RandomHorizontalFlip(0.5)] if self.flip else []
-        if pad:
-            steps.append(v2.RandomCrop(list(size), padding=pad, padding_mode="reflect"))
-        return v2.Compose(steps) if steps else v2.Identity()
+    def per_image(self, size: tuple[int, int]) -> "PerImage":
+        """uint8 image (and mask) -> augmented (cutout is applied later, see `cutout_image`)."""
+        return PerImage(self.flip, self.sizes(size[0])[0], tuple(size))
 
     def cutout_image(self, image: torch.Tensor) -> torch.Tensor:
         """Cutout on one normalised image, with the global RNG (as v2 transforms use)."""
@@ -66,6 +63,34 @@ class Augment:
         xs = torch.arange(width, device=device)[None, None, :]
         inside = (ys >= top) & (ys < top + side) & (xs >= left) & (xs < left + side)
         return images.masked_fill(inside[:, None], 0)
+
+
+@dataclass(frozen=True)
+class PerImage:
+    """Flip with probability 1/2, then a crop of `size` from the image reflect-padded by `pad`:
+    the draws are torchvision v2's (torch.rand(1) >= 0.5 keeps the image as it is; then
+    randint for the top and for the left), so a streamed run computes what it did with v2.
+    A mask given beside the image moves with it."""
+    flip: bool
+    pad: int
+    size: tuple[int, int]
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor | None = None):
+        planes = [image] if mask is None else [image, mask]
+        if self.flip and not torch.rand(1) >= 0.5:
+            planes = [p.flip(-1) for p in planes]
+        if self.pad:
+            planes = self._crop(planes)
+        return planes[0] if mask is None else tuple(planes)
+
+    def _crop(self, planes: list[torch.Tensor]) -> list[torch.Tensor]:
+        height, width = planes[0].shape[-2:]
+        padded = (height + 2 * self.pad, width + 2 * self.pad)
+        offsets = [int(torch.randint(0, have - want + 1, size=())) if have > want else 0
+                   for have, want in zip(padded, self.size)]
+        rows, columns = (_reflect(torch.arange(want) + offset - self.pad, side)
+                         for want, offset, side in zip(self.size, offsets, (height, width)))
+        return [p.index_select(-2, rows).index_select(-1, columns) for p in planes]
 
 
 def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -103,6 +128,15 @@ class AugmentedImages:
         self.images = None  # only the store is kept
         self.padded_width = self.width + 2 * self.pad
         self.rows = store.as_strided((store.numel() - self.width + 1, self.width), (1, 1))
+        # Made once, not every batch (each tiny tensor operation costs microseconds, which
+        # add up beside a small model's step): where source row r - pad starts in an image's
+        # plane (reflected), output row numbers, and where each channel's plane starts.
+        device, plane = images.device, self.height * self.padded_width
+        self.row_starts = _reflect(torch.arange(-self.pad, self.height + self.pad, device=device),
+                                   self.height) * self.padded_width
+        self.output_rows = torch.arange(self.height, device=device)
+        self.channel_starts = torch.arange(self.channels, device=device)[None, :, None] * plane
+        self.image_size = self.channels * plane
 
     def __len__(self) -> int:
         return self.count
@@ -116,9 +150,7 @@ class AugmentedImages:
         if not self.active:
             return self.images[index]
         n, device, pad = len(index), self.device, self.pad
-        first = index
-        rows = torch.arange(self.height, device=device).expand(n, self.height)
-        shift = torch.full((n, 1), pad, device=device)
+        first, dy, shift = index, pad, pad
         if generator is not None:
             if self.flip:
                 flipped = torch.rand(n, generator=generator, device=device) < 0.5
@@ -126,12 +158,9 @@ class AugmentedImages:
             if pad:
                 dy = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
                 shift = torch.randint(0, 2 * pad + 1, (n, 1), generator=generator, device=device)
-                rows = _reflect(rows + dy - pad, self.height)
         # Where each output row starts in the store: image, channel, source row, column shift.
-        plane = self.height * self.padded_width
-        channel = torch.arange(self.channels, device=device)[None, :, None] * plane
-        starts = (first[:, None, None] * (self.channels * plane) + channel
-                  + (rows * self.padded_width + shift)[:, None, :])
+        rows = self.row_starts[self.output_rows + dy] + shift
+        starts = (first * self.image_size)[:, None, None] + self.channel_starts + rows[..., None, :]
         return self.rows.index_select(0, starts.reshape(-1)).view(
             n, self.channels, self.height, self.width)
 

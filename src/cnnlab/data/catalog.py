@@ -7,13 +7,14 @@ stratified one, so runs with different --seed values share the same held-out ima
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from PIL import Image
-from sklearn.model_selection import train_test_split
 
 from ..errors import UserError, unknown_name
 from ..logs import LOGGER
@@ -75,7 +76,7 @@ def _lazy(module: str, name: str) -> Callable:
 
 
 CATALOG: dict[str, Entry] = {
-    "digits": Entry(lambda d, dl: sources.digits(), "1,797 8x8 handwritten digits (scikit-learn)",
+    "digits": Entry(lambda d, dl: _lazy(".digits", "digits")(), "1,797 8x8 handwritten digits (scikit-learn)",
                     "built in", "none"),
     "lfw-faces": Entry(lambda d, dl: sources.lfw_faces(),
                        "100 faces and 100 non-faces, 25x25 grey (scikit-image)", "built in"),
@@ -254,15 +255,63 @@ def stratified_split(labels: torch.Tensor, fraction: float,
                        ", ".join(classes[c] for c in single),
                        "have" if len(single) > 1 else "has")
     try:
-        kept, held = train_test_split(everything, test_size=fraction, stratify=stratify,
-                                      random_state=SPLIT_SEED)
+        kept, held = shuffle_split(len(everything), fraction, stratify)
     except ValueError:
         if len(everything) < 2:  # nothing could be held out
             raise UserError(f"the data set has {len(everything)} usable image(s); it needs at "
                             "least 3, so that some can be held out for validation and "
                             "testing.") from None
-        kept, held = train_test_split(everything, test_size=fraction, random_state=SPLIT_SEED)
+        kept, held = shuffle_split(len(everything), fraction)
     return torch.from_numpy(kept), torch.from_numpy(held)
+
+
+# The split is scikit-learn's train_test_split(test_size=fraction, stratify=labels,
+# random_state=SPLIT_SEED), draw for draw (tests/test_same_results.py compares them), so the
+# held-out images are those of earlier runs; importing scikit-learn for it took a second or two.
+
+def shuffle_split(count: int, fraction: float, labels: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held out) indices of `count` items, ceil(fraction * count) held out: a seeded
+    permutation, or, given `labels`, each class's share (StratifiedShuffleSplit). ValueError
+    where that cannot be done (train_test_split's cases)."""
+    held = math.ceil(fraction * count)
+    kept = count - held
+    if kept <= 0 or held <= 0:
+        raise ValueError("too few items to split")
+    rng = np.random.RandomState(SPLIT_SEED)
+    if labels is None:
+        order = rng.permutation(count)
+        return order[held:held + kept], order[:held]
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.min() < 2 or kept < len(classes) or held < len(classes):
+        raise ValueError("too few items of some class to stratify")
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    kept_per_class = _approximate_mode(counts, kept, rng)
+    held_per_class = _approximate_mode(counts - kept_per_class, held, rng)
+    keep, hold = [], []
+    for i in range(len(classes)):
+        shuffled = members[i].take(rng.permutation(counts[i]), mode="clip")
+        keep.extend(shuffled[:kept_per_class[i]])
+        hold.extend(shuffled[kept_per_class[i]:kept_per_class[i] + held_per_class[i]])
+    return rng.permutation(keep), rng.permutation(hold)
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Per class, how many of `draws` it gets in proportion to `counts`: the floors, then one
+    more each for the largest remainders, ties broken at random (scikit-learn's rule)."""
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (tied,) = np.where(remainder == value)
+            now = min(len(tied), need)
+            floored[rng.choice(tied, size=now, replace=False)] += 1
+            need -= now
+            if need == 0:
+                break
+    return floored.astype(int)
 
 
 def describe_datasets() -> list[dict]:

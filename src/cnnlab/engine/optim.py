@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import torch
 
+from .eager_optim import eager, fill_markers
+
+# foreach=True everywhere: one multi-tensor operation per step of the update, not one per
+# parameter tensor; torch chooses it on GPUs but not on CPUs, where the per-tensor loop made
+# Adam's step about 1.5x as long for the lecture CNN at batch 32. The numbers are the same
+# (the tests compare them bit for bit); `fused` would be faster still but rounds differently.
 OPTIMIZERS = {
     # The lectures' choice: optim.SGD(cnn.parameters(), lr=1e-3, momentum=0.9).
     "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                             weight_decay=c.weight_decay),
+                                             weight_decay=c.weight_decay, foreach=True),
     # Nesterov's look-ahead: the gradient is taken where momentum is about to carry the
     # weights, which damps the overshoot of plain momentum (the fast CIFAR-10 recipes' choice).
     "nesterov": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum,
-                                                  weight_decay=c.weight_decay, nesterov=True),
+                                                  weight_decay=c.weight_decay, nesterov=True,
+                                                  foreach=True),
     "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, betas=(c.momentum, 0.999),
-                                               weight_decay=c.weight_decay),
+                                               weight_decay=c.weight_decay, foreach=True),
     "adamw": lambda params, c: torch.optim.AdamW(params, lr=c.lr, betas=(c.momentum, 0.999),
-                                                 weight_decay=c.weight_decay),
+                                                 weight_decay=c.weight_decay, foreach=True),
 }
 
 # name -> (factory(optimizer, config, steps_per_epoch), steps every batch?)
@@ -37,7 +44,10 @@ SCHEDULERS = {
 
 
 def make_optimizer(params, config) -> torch.optim.Optimizer:
-    return OPTIMIZERS[config.optimizer](params, config)
+    if getattr(config, "compile", False):  # the compiler is loaded anyway
+        return OPTIMIZERS[config.optimizer](params, config)
+    fill_markers(torch.optim.Optimizer)  # its constructor calls a marked method
+    return eager(OPTIMIZERS[config.optimizer](params, config))
 
 
 def make_scheduler(optimizer, config, steps_per_epoch: int):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.models import video as tv_video
 
 from .registry import register_model
 
@@ -85,10 +84,14 @@ def _reorder_input(module: nn.Module, args: tuple) -> tuple:
     return (frames_first_to_channels_first(args[0]), *args[1:])
 
 
-def _torchvision_video(builder, num_classes: int, in_channels: int) -> nn.Module:
-    """torchvision's network, unchanged but for a stem of `in_channels` (when not 3) and a
-    hook that turns the clips channels first: the state-dict keys stay torchvision's."""
-    model = builder(weights=None, num_classes=num_classes)
+def _torchvision_video(name: str, num_classes: int, in_channels: int) -> nn.Module:
+    """torchvision's network `name`, unchanged but for a stem of `in_channels` (when not 3)
+    and a hook that turns the clips channels first: the state-dict keys stay torchvision's."""
+    # imported here: torchvision's import takes seconds (torch._dynamo with it), which every
+    # `cnnlab train` would pay at start-up for registering these three names
+    from torchvision.models import video as tv_video
+
+    model = getattr(tv_video, name)(weights=None, num_classes=num_classes)
     if in_channels != 3:
         old = model.stem[0]
         model.stem[0] = nn.Conv3d(in_channels, old.out_channels, old.kernel_size, old.stride,
@@ -127,14 +130,14 @@ _R3D_PAPER = ("Tran, Wang, Torresani, Ray, LeCun & Paluri 2018, A closer look at
 
 @register_model(family="video_resnet", num_classes=400, **_KINETICS, paper=_R3D_PAPER)
 def r3d_18(num_classes: int = 400, in_channels: int = 3):
-    return _torchvision_video(tv_video.r3d_18, num_classes, in_channels)
+    return _torchvision_video("r3d_18", num_classes, in_channels)
 
 
 @register_model(family="video_resnet", num_classes=400, **_KINETICS, paper=_R3D_PAPER)
 def r2plus1d_18(num_classes: int = 400, in_channels: int = 3):
-    return _torchvision_video(tv_video.r2plus1d_18, num_classes, in_channels)
+    return _torchvision_video("r2plus1d_18", num_classes, in_channels)
 
 
 @register_model(family="video_resnet", num_classes=400, **_KINETICS, paper=_R3D_PAPER)
 def mc3_18(num_classes: int = 400, in_channels: int = 3):
-    return _torchvision_video(tv_video.mc3_18, num_classes, in_channels)
+    return _torchvision_video("mc3_18", num_classes, in_channels)

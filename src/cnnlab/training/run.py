@@ -86,7 +86,8 @@ def _train(config: TrainConfig, device, world, quiet: bool,
     spec, pipeline, model = prepare(config, device, world)
     input_shape = (pipeline.preprocess.channels, *pipeline.preprocess.size)
     spec.config, fast = fastpath.setup(spec.config, model, input_shape, device, world,
-                                       samples=pipeline.sizes["train"])
+                                       samples=pipeline.sizes["train"],
+                                       steps=config.epochs * len(pipeline.batches["train"]))
     config, batches = spec.config, pipeline.batches
     run_dir = Path(config.resume) if config.resume else None
     if run_dir is None:
