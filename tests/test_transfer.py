@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import shutil
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from cnnlab.data.transforms import Preprocess
 from cnnlab.engine.optim import make_optimizer, make_scheduler
 from cnnlab.runs.folder import load_run
 from cnnlab.runs.resume import checkpoints
-from cnnlab.training.pretrained import pretrained_model, pretrained_record
+from cnnlab.training.pretrained import pretrained_model
 from cnnlab.training.run import resume_config
 
 QUICK = dict(pretrained="efficientnet_lite0", dataset="lfw-faces", batch_size=4,
@@ -65,13 +64,26 @@ def test_feature_extraction_leaves_every_frozen_tensor_bit_identical(tmp_path, i
     assert spec["preprocess"]["mean"] == [127 / 255] * 3 and spec["model"]["num_classes"] == 2
 
 
+def test_frozen_norm_computes_what_torchvisions_frozen_batch_norm_does():
+    norm = nn.BatchNorm2d(5, eps=1e-3)
+    with torch.no_grad():
+        for tensor in (norm.weight, norm.bias, norm.running_mean):
+            tensor.normal_()
+        norm.running_var.uniform_(0.5, 2)
+    theirs = FrozenBatchNorm2d(5, eps=1e-3)
+    theirs.load_state_dict({k: v for k, v in norm.state_dict().items()
+                            if k != "num_batches_tracked"}, strict=False)
+    x = torch.randn(2, 5, 4, 4)
+    assert torch.equal(transfer.FrozenNorm(norm)(x), theirs(x))
+
+
 def test_frozen_batch_norm_ignores_train_mode_until_unfrozen():
     model, _ = pretrained_model("efficientnet_lite0")
     model.reset_classifier(2)
     fresh = model.state_dict()
     transfer.freeze_backbone(model)
-    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
-    assert len(norms) == 49 and all(isinstance(m, FrozenBatchNorm2d) for m in norms)
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm2d, transfer.FrozenNorm))]
+    assert len(norms) == 49 and all(isinstance(m, transfer.FrozenNorm) for m in norms)
     assert list(model.state_dict()) == list(fresh)  # a frozen model saves a fresh one's keys
     norm = model.features.stage4[0].project.bn
     stats = norm.running_mean.clone()
@@ -84,7 +96,7 @@ def test_frozen_batch_norm_ignores_train_mode_until_unfrozen():
         transfer.unfreeze(model)
         norm = model.features.stage4[0].project.bn
         assert type(norm) is nn.BatchNorm2d and torch.equal(norm.running_mean, stats)
-        assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+        assert not any(isinstance(m, transfer.FrozenNorm) for m in model.modules())
         model.train()
         model.forward_features(x)
     assert not torch.equal(norm.running_mean, stats)

@@ -130,9 +130,11 @@ def _runner(target: str):
     return run
 
 
-def add_explain_commands(how, output: argparse.ArgumentParser) -> None:
-    """These commands under `explain`'s subcommands `how`, each with the output flags."""
-    for name, add_args, target, about in EXPLAIN_CONVOLUTION:
+def add_explain_commands(how, output: argparse.ArgumentParser,
+                         commands: list = EXPLAIN_CONVOLUTION) -> None:
+    """`commands` (name, argument builder, target, help) under `explain`'s subcommands `how`,
+    each with the output flags."""
+    for name, add_args, target, about in commands:
         sub = how.add_parser(name, parents=[output], help=about)
         add_args(sub)
         sub.set_defaults(run_command=_runner(target))

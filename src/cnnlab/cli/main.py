@@ -392,6 +392,8 @@ def _explain_args(parser, output) -> None:
         sub = how.add_parser(name, parents=[output], help=about)
         add_args(sub)
         sub.set_defaults(run_command=command)
+    from . import claims_training  # depth, batchnorm, transfer-depth: claims about training
+    claims_training.add_explain_commands(how, output)
     from . import claims  # shift, dense, border, collapse, kernel-gradient, inception
     claims.add_explain_commands(how, output)
 

@@ -22,6 +22,7 @@ from ..data.augment import PRESETS
 from ..data.decode import BAD_FILES
 from ..data.pipeline import LOADING
 from ..engine.optim import OPTIMIZERS, SCHEDULERS
+from ..models.heads import MAX_LAYERS as MAX_HEAD_LAYERS
 from ..models.weights import SOURCES
 from ..tasks import TASKS
 from ..tasks.tta import TTA
@@ -82,6 +83,9 @@ class TrainConfig:
                                "this many epochs (0: never)")
     backbone_lr: float = _opt(0.0, "learning rate of the pretrained layers when they train "
                               "(0: --lr / 10)")
+    head_layers: int = _opt(1, "with --pretrained: Linear layers in the new head; 1 replaces "
+                            "the output layer (001), 2 or more add hidden layers of 256 units "
+                            "with ReLU before it (003's 'add new layers and retrain them')")
     dataset: str = _opt("digits", "data set name (digits is built in and needs no download)")
     data_dir: str = _opt("data", "where standard data sets are stored")
     download: bool = _opt(False, "download a missing standard data set (needs the network)")
@@ -211,6 +215,10 @@ class TrainConfig:
         if self.unfreeze_after and self.transfer != "features":
             raise UserError("--unfreeze-after is for --transfer features (finetune trains "
                             "everything from the start).")
+        if not 1 <= self.head_layers <= MAX_HEAD_LAYERS or (self.head_layers > 1 and (
+                self.pretrained is None or self.task != "classify")):
+            raise UserError(f"--head-layers must be from 1 to {MAX_HEAD_LAYERS}, and above 1 only "
+                            f"for a classifier with --pretrained MODEL, not {self.head_layers}.")
         if self.unfreeze_after >= self.epochs:
             raise UserError(f"--unfreeze-after {self.unfreeze_after} leaves no epoch to train "
                             f"the whole network; make it less than --epochs {self.epochs}.")

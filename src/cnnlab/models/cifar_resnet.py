@@ -8,6 +8,10 @@ A 3x3 convolution with 16 filters, three stages of n BasicBlocks, global average
 10-way dense layer. Where a stage doubles the filters and halves the map, the paper's option A
 shortcut subsamples the identity and pads the new channels with zeros, adding no parameters:
 ResNet-20 has 0.27M (269,722). shortcut="B" uses 1x1 projections instead.
+
+plain20/32/44/56 are the same stages with no shortcut at all (shortcut="none"; the paper's
+'plain' networks, Fig. 6): the same layers and parameters, so the gap in training between a
+plain network and its residual twin is the shortcut's doing alone (`cnnlab explain depth`).
 """
 from __future__ import annotations
 
@@ -38,7 +42,19 @@ def pad_shortcut(inplanes: int, outplanes: int, stride: int, norm) -> nn.Module:
     return PadShortcut(outplanes - inplanes, stride)
 
 
-SHORTCUTS = {"A": pad_shortcut, "B": projection}
+def no_shortcut(inplanes: int, outplanes: int, stride: int, norm) -> None:
+    return None
+
+
+class PlainBlock(BasicBlock):
+    """A BasicBlock without its shortcut: two convolutions stacked, nothing added back."""
+
+    def forward(self, x):
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)))
+
+
+SHORTCUTS = {"A": pad_shortcut, "B": projection, "none": no_shortcut}
 
 
 class CifarResNet(FeaturesHeadModel):
@@ -46,12 +62,13 @@ class CifarResNet(FeaturesHeadModel):
                  shortcut: str = "A"):
         super().__init__()
         short = choose("shortcut option", shortcut, SHORTCUTS)
+        block = PlainBlock if shortcut == "none" else BasicBlock
         self.conv1 = nn.Conv2d(in_channels, 16, 3, padding=1, bias=False)
         self.bn1 = make_norm(norm, 16)
         self.relu = nn.ReLU()
-        self.layer1 = make_stage(BasicBlock, 16, 16, n, 1, norm, short)
-        self.layer2 = make_stage(BasicBlock, 16, 32, n, 2, norm, short)
-        self.layer3 = make_stage(BasicBlock, 32, 64, n, 2, norm, short)
+        self.layer1 = make_stage(block, 16, 16, n, 1, norm, short)
+        self.layer2 = make_stage(block, 16, 32, n, 2, norm, short)
+        self.layer3 = make_stage(block, 32, 64, n, 2, norm, short)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
         init_weights(self)
@@ -87,3 +104,30 @@ def resnet44(**kw):
 @register_model(**_CIFAR)
 def resnet56(**kw):
     return CifarResNet(9, **kw)
+
+
+# The plain twins (He et al. 2016, Fig. 6 and table 6): the same stages without shortcuts.
+# Family "resnet" still: the same builder and options, and the paper they come from.
+_PLAIN = dict(_CIFAR,
+              paper="He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition, "
+                    "sec. 4.2 (the plain networks)")
+
+
+@register_model(**_PLAIN)
+def plain20(**kw):
+    return CifarResNet(3, **{"shortcut": "none", **kw})
+
+
+@register_model(**_PLAIN)
+def plain32(**kw):
+    return CifarResNet(5, **{"shortcut": "none", **kw})
+
+
+@register_model(**_PLAIN)
+def plain44(**kw):
+    return CifarResNet(7, **{"shortcut": "none", **kw})
+
+
+@register_model(**_PLAIN)
+def plain56(**kw):
+    return CifarResNet(9, **{"shortcut": "none", **kw})

@@ -31,6 +31,7 @@ from ..data.transforms import Preprocess
 from ..errors import UserError
 from ..logs import LOGGER
 from ..models import create_model
+from ..models.heads import add_hidden_layers
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 METRICS, CURVES = "metrics.jsonl", "curves.png"  # a task's own pictures are named in tasks/
@@ -102,8 +103,10 @@ class RunSpec:
 
     def build_model(self) -> nn.Module:
         args = self.model_args
-        return create_model(self.config.model, num_classes=args["num_classes"],
-                            in_channels=args["in_channels"], **args.get("kwargs", {}))
+        model = create_model(self.config.model, num_classes=args["num_classes"],
+                             in_channels=args["in_channels"], **args.get("kwargs", {}))
+        # the several-layer head a transfer run trained (--head-layers; models/heads.py)
+        return add_hidden_layers(model, self.config.head_layers if self.config.pretrained else 1)
 
 
 def write_spec(run_dir: Path, spec: RunSpec) -> None:

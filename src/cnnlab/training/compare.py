@@ -1,6 +1,7 @@
 """`cnnlab transfer-compare`: feature extraction, fine-tuning and training from scratch side by
 side, with the same architecture, input, data, epochs and optimiser (lectures 001 and 003: is
-re-using a pretrained network worth it, and how much of it should train?).
+re-using a pretrained network worth it, and how much of it should train?). --head-layers
+gives all three the same several-layer head.
 
 Writes OUT/features, OUT/finetune and OUT/scratch (ordinary run folders) and the table as
 OUT/compare.md and OUT/compare.json.
@@ -47,7 +48,8 @@ def transfer_compare(config: TrainConfig, quiet: bool = False) -> dict:
                                   out=str(out / mode))
         rows.append(_row(mode, train(run, quiet=quiet)))
     table = {"pretrained": config.pretrained, "dataset": config.dataset,
-             "epochs": config.epochs, "seed": config.seed, "rows": rows,
+             "epochs": config.epochs, "seed": config.seed, "head_layers": config.head_layers,
+             "rows": rows,
              "markdown": str(out / f"{TABLE}.md")}
     atomic_write_text(out / f"{TABLE}.json", json.dumps(table, indent=2) + "\n")
     atomic_write_text(out / f"{TABLE}.md", format_table(table) + "\n")
@@ -55,8 +57,10 @@ def transfer_compare(config: TrainConfig, quiet: bool = False) -> dict:
 
 
 def format_table(table: dict) -> str:
+    layers = table.get("head_layers", 1)  # a table written before --head-layers: 1
+    head = f", a new head of {layers} layers" if layers > 1 else ""
     lines = [f"{table['pretrained']} on {table['dataset']}, {table['epochs']} epochs each "
-             f"(seed {table['seed']})", "",
+             f"(seed {table['seed']}{head})", "",
              "| mode | test accuracy | trainable parameters | frozen parameters | s / epoch |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['mode']} | {r['test_accuracy']:.2%} | {r['trainable_parameters']:,} | "

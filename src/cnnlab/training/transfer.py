@@ -3,7 +3,7 @@
 Replace the output layer with one that produces the right number of outputs, then
 - features: 'feature extraction': freeze the network and train only the new output layer,
   'the only viable option for small datasets'. The backbone's batch norms become
-  FrozenBatchNorm2d, so their running statistics never move, although the engine calls
+  FrozenNorm, so their running statistics never move, although the engine calls
   model.train() each epoch;
 - finetune: 'fine tuning': train everything, the pretrained layers (the backbone) at a smaller
   rate (--backbone-lr, default --lr / 10) than the new head, in separate parameter groups;
@@ -11,6 +11,8 @@ Replace the output layer with one that produces the right number of outputs, the
   shows what the pretrained weights are worth.
 --unfreeze-after N turns a `features` run into fine-tuning after N epochs: the head settles on
 fixed features first, so its random start does not send large gradients into the backbone.
+--head-layers N makes the new head N Linear layers (003's 'add new layers and retrain them
+only'; models/heads.py): all of them train in every mode, and `features` freezes the rest.
 
 For segmentation the pretrained network becomes the `backbone` of a segmenter (U-Net's
 encoder, DeepLabV3's dilated feature extractor): everything outside it (the decoder, ASPP,
@@ -19,10 +21,10 @@ the score layers) is the new 'head' that the three modes treat as above.
 from __future__ import annotations
 
 from torch import nn
-from torchvision.ops import FrozenBatchNorm2d
 
 from ..config.train_config import TrainConfig
 from ..models import create_model
+from ..models.heads import add_hidden_layers, new_head_parameters
 from .pretrained import load_backbone, pretrained_model, pretrained_record
 
 BACKBONE_LR_FACTOR = 0.1  # --backbone-lr 0: the backbone at a tenth of the head's rate
@@ -33,10 +35,12 @@ def build(config: TrainConfig, num_classes: int) -> nn.Module:
     `features`), or the same architecture from scratch."""
     record = pretrained_record(config.pretrained)
     options = {**record.options, **config.model_kwargs}
-    if config.transfer == "scratch":
-        return create_model(record.name, num_classes=num_classes, **options)
+    if config.transfer == "scratch":  # the same head too: only the starting weights differ
+        return add_hidden_layers(create_model(record.name, num_classes=num_classes, **options),
+                                 config.head_layers)
     model, _ = pretrained_model(record.name, config.weights_file, **config.model_kwargs)
     model.reset_classifier(num_classes)  # 'replace the output layer' (001)
+    add_hidden_layers(model, config.head_layers)  # 'add new layers' (003)
     if config.transfer == "features":
         freeze_backbone(model)
     return model
@@ -72,8 +76,9 @@ def head_parameter_names(model: nn.Module) -> set[str]:
     if part is not None:
         return {name for name, _ in model.named_parameters()
                 if not name.startswith(part[0] + ".")}
-    return {f"{layer}.{name}" for layer in model.classifier_names()
-            for name, _ in model.get_submodule(layer).named_parameters()}
+    replaced = {f"{layer}.{name}" for layer in model.classifier_names()
+                for name, _ in model.get_submodule(layer).named_parameters()}
+    return replaced | new_head_parameters(model)  # all of a --head-layers head is new
 
 
 def _carry(source: nn.Module, target: nn.Module) -> nn.Module:
@@ -85,23 +90,28 @@ def _carry(source: nn.Module, target: nn.Module) -> nn.Module:
     return target
 
 
-class FrozenNorm(FrozenBatchNorm2d):
-    """torchvision's FrozenBatchNorm2d over a BatchNorm2d's own tensors. Its forward is an
-    affine map with fixed statistics whatever model.train() says (the engine calls it every
-    epoch), so the running statistics cannot move and nothing has to re-assert eval mode.
+class FrozenNorm(nn.Module):
+    """A BatchNorm2d held fixed: the affine map of its own tensors and running statistics,
+    whatever model.train() says (the engine calls it every epoch), so the statistics cannot
+    move and nothing has to re-assert eval mode. torchvision's FrozenBatchNorm2d computes the
+    same (scale = weight / sqrt(var + eps)), but importing torchvision costs seconds.
 
-    Unlike torchvision's, weight and bias stay (frozen) Parameters and num_batches_tracked is
-    kept: parameter counts, the optimiser's groups, the order of parameters and buffers that
-    --ema pairs up, and the state_dict keys are all a plain model's, so a run saved or
-    checkpointed while frozen loads into a freshly built model."""
+    Weight and bias stay (frozen) Parameters and num_batches_tracked is kept: parameter
+    counts, the optimiser's groups, the order of parameters and buffers that --ema pairs up,
+    and the state_dict keys are all a plain model's, so a run saved or checkpointed while
+    frozen loads into a freshly built model."""
 
     def __init__(self, norm: nn.BatchNorm2d):
-        super().__init__(norm.num_features, norm.eps)
-        self.momentum = norm.momentum  # for the BatchNorm2d that unfreezing puts back
+        super().__init__()
+        self.eps, self.momentum = norm.eps, norm.momentum  # momentum: for unfrozen()
+        for name in ("running_mean", "running_var"):
+            self.register_buffer(name, None)  # so that _carry's tensors become buffers
         _carry(norm, self)
 
-    # torchvision's drops num_batches_tracked from what it loads; this one has the buffer.
-    _load_from_state_dict = nn.Module._load_from_state_dict
+    def forward(self, x):
+        scale = self.weight * (self.running_var + self.eps).rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
 
     def unfrozen(self) -> nn.BatchNorm2d:
         norm = nn.BatchNorm2d(self.weight.numel(), eps=self.eps, momentum=self.momentum)
