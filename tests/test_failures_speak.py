@@ -527,3 +527,16 @@ def test_evaluate_measures_the_runs_own_test_images_after_the_folder_changed(tmp
 def test_evaluate_of_a_built_in_set_checks_its_split_is_the_runs(short_run, capsys):
     assert main(["evaluate", str(short_run.run_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["split_unchanged"] is True
+
+
+def test_one_step_of_onecycle_says_it_never_reaches_the_rate(tmp_path, caplog):
+    """torch's one-cycle over a single step runs at 4e-6 of --lr: the run says so."""
+    assert main(["train", "--model", "lenet5", "--epochs", "1", "--limit-batches", "1",
+                 "--out", str(tmp_path / "one"), "--quiet"]) == 0
+    warned = [r.getMessage() for r in caplog.records if "one-cycle" in r.getMessage()]
+    assert len(warned) == 1 and "never comes near --lr 0.01" in warned[0], warned
+    assert "--scheduler none" in warned[0]
+    caplog.clear()  # two steps reach 0.81 of the rate: no word
+    assert main(["train", "--model", "lenet5", "--epochs", "1", "--limit-batches", "2",
+                 "--out", str(tmp_path / "two"), "--quiet"]) == 0
+    assert not [r for r in caplog.records if "one-cycle" in r.getMessage()]

@@ -162,3 +162,26 @@ class _Spare(nn.Module):
 def test_a_layer_that_never_runs_in_a_traced_model_is_named():
     with pytest.raises(UserError, match="'spare' does not run"):
         layer_outputs(_Spare(), torch.randn(1, 1, 5, 5), ["spare"])
+
+
+def test_class_names_the_font_lacks_give_one_sentence_not_a_warning_per_glyph(tmp_path, caplog):
+    import warnings
+    fig = Figure()
+    fig.add_subplot().set_title("猫 犬 猫 cat")  # class names of a user's own folders
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any matplotlib warning left would fail here
+        save_figure(fig, tmp_path / "classes.png")
+    said = [r.getMessage() for r in caplog.records if r.name == "cnnlab"]
+    assert len(said) == 1 and "lacks 2 characters" in said[0] and "(猫 犬)" in said[0], said
+    assert (tmp_path / "classes.png").stat().st_size > 0
+
+
+def test_curves_leave_a_gap_where_an_epochs_metric_is_not_a_number(tmp_path):
+    """An embedding run's validation can have no pairs to score in an epoch (NaN)."""
+    from cnnlab.training.curves import plot_curves
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, train_auc=0.5 + e / 10,
+                    val_auc=float("nan") if e == 2 else 0.6) for e in (1, 2, 3)]
+    plot_curves(history, tmp_path / "curves.png", metric="auc")
+    assert Image.open(tmp_path / "curves.png").size[0] > 0
+    plot_curves([dict(epoch=1, train_loss=1.0, val_loss=float("nan"), train_accuracy=0.5,
+                      val_accuracy=float("nan"))], tmp_path / "nan.png")

@@ -12,6 +12,8 @@ that imports it. A bare Figure renders to a file with whichever canvas the forma
 from __future__ import annotations
 
 import io
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +92,32 @@ def checked_format(path: str | Path) -> str:
 
 
 def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
+    """The rendered figure. matplotlib's warning per missing glyph (one for every character of
+    a CJK or emoji class name, each time it is measured and drawn) becomes one sentence."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
+    missing = []
+    for warning in caught:
+        found = _MISSING_GLYPH.search(str(warning.message))
+        if found is None:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
+        elif chr(int(found["code"])) not in missing:
+            missing.append(chr(int(found["code"])))
+    if missing:
+        from .logs import LOGGER
+        LOGGER.warning(f"the font of this picture lacks {len(missing)} character"
+                       f"{'s' if len(missing) > 1 else ''} of its labels "
+                       f"({' '.join(missing[:8])}), drawn as empty boxes; installing a font "
+                       "that has them (e.g. Debian's fonts-noto-cjk) and naming it in "
+                       "matplotlib's font.sans-serif setting shows them.")
     return buffer.getvalue()
+
+
+# matplotlib: "Glyph 29483 (\\N{CJK UNIFIED IDEOGRAPH-732B}) missing from font(s) DejaVu Sans."
+_MISSING_GLYPH = re.compile(r"Glyph (?P<code>\d+) \(.*?\) missing from font")
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:

@@ -20,7 +20,11 @@ from ..atomic import atomic_write_bytes
 
 SIZE = (1200, 480)                   # two panels, as a 10 x 4 inch figure at 120 dpi
 MARGINS = (80, 44, 24, 56)           # left (tick labels), top (title), right, bottom (x label)
-SPLITS = (("train", "train", (31, 119, 180)), ("val", "validation", (255, 127, 14)))
+# Labelled for what they are: the training figure is the mean over the epoch's steps while
+# the weights change, with dropout and augmentation on; validation is the epoch's final
+# weights in evaluation mode. So a training loss above the validation loss is no mystery.
+SPLITS = (("train", "train (mean while learning)", (31, 119, 180)),
+          ("val", "validation (end of epoch, eval mode)", (255, 127, 14)))
 GRID, AXES, TEXT = (225, 225, 225), (60, 60, 60), (20, 20, 20)
 
 
@@ -32,13 +36,18 @@ def plot_curves(history: list[dict], path: str | Path, metric: str = "accuracy")
     width = SIZE[0] // 2
     for panel, key in enumerate(("loss", metric)):
         title = "mean IoU" if key == "miou" else key.replace("_", " ").capitalize()
-        lines = [(label, colour, [(m["epoch"], m[f"{split}_{key}"]) for m in history])
+        lines = [(label, colour, _finite([(m["epoch"], m[f"{split}_{key}"]) for m in history]))
                  for split, label, colour in SPLITS
                  if history and all(f"{split}_{key}" in m for m in history)]  # a detector: no val_loss
         _panel(draw, (panel * width, 0, (panel + 1) * width, SIZE[1]), title, lines)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     atomic_write_bytes(Path(path), buffer.getvalue())
+
+
+def _finite(line: list) -> list:
+    """The points with a number to draw (an epoch whose metric is NaN or missing: a gap)."""
+    return [(x, y) for x, y in line if isinstance(y, (int, float)) and math.isfinite(y)]
 
 
 def _panel(draw: ImageDraw.ImageDraw, box, title: str, lines: list) -> None:
