@@ -12,7 +12,7 @@ from cnnlab.cli.main import main
 from cnnlab.data.shapes import CLASSES
 from cnnlab.data.shapes_captions import COLOURS, RELATIONS, generate_captioned_scenes
 from cnnlab.models import create_model, model_info
-from cnnlab.tasks.caption import bleu
+from cnnlab.tasks.caption import Caption, bleu
 from cnnlab.tasks.vocabulary import SPECIALS, Vocabulary, caption_length, tokenise
 
 from resume_check import assert_resumes_exactly
@@ -123,6 +123,28 @@ def test_the_encoder_takes_the_shipped_imagenet_weights():
     assert model.backbone.features.stem.conv.weight.abs().sum() > 0
 
 
+def test_first_teaches_every_image_its_first_reference_and_random_draws_among_them():
+    torch.manual_seed(0)
+    model = create_model("show_attend_tell", num_classes=12, caption_length=6, **TINY)
+    images = torch.randn(8, 3, 48, 48)
+    # 8 images x 4 references of 6 tokens; reference k of every image starts <start>, k + 4
+    references = torch.randint(4, 12, (8, 4, 6))
+    references[:, :, 0] = SPECIALS.index("<start>")
+    references[:, :, 1] = torch.arange(4) + 4
+    targets = references.flatten(1)
+    logits, taught = Caption("first").train_forward(model, images, targets)
+    assert logits.shape == (8, 1, 5, 12) and torch.equal(taught[:, 0], references[:, 0])
+    _, drawn = Caption("random").train_forward(model, images, targets)
+    assert len(set(drawn[:, 0, 1].tolist())) > 1  # 8 draws of 4: not all the same one
+
+
+def test_an_unknown_caption_reference_in_a_config_file_is_a_user_error():
+    from cnnlab import TrainConfig
+    from cnnlab.errors import UserError
+    with pytest.raises(UserError, match="--caption-reference must be one of random, first"):
+        TrainConfig(task="caption", caption_reference="best").validate()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A run of a few steps on shapes-captions (its numbers mean nothing; its files do)."""
@@ -140,6 +162,7 @@ def test_train_writes_the_vocabulary_and_reports_bleu(trained, capsys):
     assert config["train"]["task"] == "caption" and vocabulary["tokens"] == config["classes"]
     assert vocabulary["tokens"][:4] == SPECIALS and "triangle" in vocabulary["tokens"]
     assert vocabulary["caption_length"] == config["model"]["kwargs"]["caption_length"]
+    assert config["train"]["caption_reference"] == "first"  # the recipe's canonical sentence
     metrics = json.loads((trained / "metrics.jsonl").read_text().splitlines()[0])
     assert {"train_loss", "train_token_accuracy", "val_bleu4", "val_exact"} <= set(metrics)
 
@@ -171,11 +194,12 @@ def test_evaluate_and_predict_a_caption_run(trained, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_caption_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path):
+@pytest.mark.parametrize("reference", ["random", "first"])
+def test_a_caption_run_resumes_exactly_from_a_mid_epoch_checkpoint(tmp_path, reference):
     from cnnlab import TrainConfig
     config = TrainConfig(task="caption", model="show_attend_tell", dataset="shapes-captions",
                          epochs=2, limit_batches=2, batch_size=8, model_kwargs=dict(TINY),
-                         augment="none", precision="fp32")
+                         augment="none", precision="fp32", caption_reference=reference)
     assert_resumes_exactly(config, tmp_path, "train_loss")
 
 

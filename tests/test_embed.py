@@ -104,7 +104,10 @@ def _splits():
 def test_holdout_keeps_unseen_classes_for_the_test_split_only():
     splits = holdout(_splits(), "c,3")
     assert splits.classes == ["a", "b"]
-    assert splits.train.labels.tolist() == [0, 1] and splits.val.labels.tolist() == [0, 1]
+    assert splits.val.labels.tolist() == [0, 1]
+    # the seen classes' test images are trained on: no split would use them otherwise
+    assert splits.train.images.flatten().tolist() == [0, 1, 8, 9]
+    assert splits.train.labels.tolist() == [0, 1, 0, 1]
     assert splits.test.labels.tolist() == [0, 1] * 3  # c -> 0, d -> 1, from all three splits
     assert splits.test.images.flatten().tolist() == [2, 3, 6, 7, 10, 11]
     with pytest.raises(UserError, match="lacks"):

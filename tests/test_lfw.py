@@ -101,12 +101,24 @@ def test_the_recipes_held_out_digits_are_refused_on_lfw(tmp_path, capsys):
 
 
 @pytest.mark.slow  # trains
-def test_training_on_lfw_pairs_reports_the_ten_fold_protocol(tmp_path, capsys):
+def test_train_and_evaluate_on_lfw_pairs_report_the_ten_fold_protocol(tmp_path, capsys):
+    run = tmp_path / "run"
     assert main(["train", "--task", "embed", "--dataset", "lfw-pairs", "--holdout-classes", "",
                  "--data-dir", str(_lfw(tmp_path)), "--epochs", "1", "--json", "--quiet",
-                 "--out", str(tmp_path / "run")]) == 0
+                 "--out", str(run)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["test_pairs_folds"] == 10
     assert 0.0 <= result["test_pairs_accuracy"] <= 1.0
     assert result["test_pairs_accuracy_std"] >= 0.0
     assert result["test_images"] == 40
+
+    # evaluate scores the same pairs by the same protocol, under the same names less test_
+    assert main(["evaluate", str(run), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("pairs_accuracy", "pairs_accuracy_std", "pairs_threshold", "pairs_folds"):
+        assert report[key] == pytest.approx(result[f"test_{key}"], abs=1e-5)  # float32 sums
+    assert main(["evaluate", str(run)]) == 0
+    assert "10-fold protocol: accuracy" in capsys.readouterr().out
+    # on another split (View 1's training people) there are no pairs to score
+    assert main(["evaluate", str(run), "--split", "val", "--json"]) == 0
+    assert "pairs_accuracy" not in json.loads(capsys.readouterr().out)

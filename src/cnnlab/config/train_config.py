@@ -124,6 +124,11 @@ class TrainConfig:
     holdout_classes: str = _opt("", "--task embed: classes kept out of training and validation, "
                                 "by name or index, comma-separated (e.g. 7,8,9); the test split "
                                 "then holds only them, to verify on identities never seen")
+    caption_reference: str = _opt("random", "--task caption: the reference sentence each "
+                                  "training step teaches per image: random (any of them; for "
+                                  "references in no order, e.g. Flickr8k's) or first (the "
+                                  "canonical one, e.g. shapes-captions' \"A above B\")",
+                                  choices=("random", "first"))
     ema: float = _opt(0.0, "validate, test and save an exponential moving average of the "
                       "weights, with this decay per step, e.g. 0.99 (0: off; engine/ema.py)")
     tta: str = _opt("none", "test-time augmentation: flip (average the logits of each image "

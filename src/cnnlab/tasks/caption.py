@@ -7,7 +7,10 @@ built from the training split's sentences and becomes the run's classes.
 
 Training: each step teaches one reference per image, drawn at random (torch's generator, which
 a checkpoint saves, so a resumed run draws the same ones): the decoder costs as much as the
-CNN at these sizes, and all K would cost K times as much. The loss is the cross-entropy of
+CNN at these sizes, and all K would cost K times as much. --caption-reference first teaches
+always the first instead, for data sets whose first reference is canonical (shapes-captions'
+"A above B"): with a random one, the first colour word's target is a coin flip between the two
+shapes, so attention learns to look at both and binds neither. The loss is the cross-entropy of
 every next token given the true ones before it (teacher forcing), padding ignored; the epoch
 reports the share of next tokens predicted right. Validation writes greedy captions and
 scores them with corpus BLEU-4 against all references (torchmetrics' BLEUScore); the test
@@ -31,6 +34,7 @@ from .vocabulary import SPECIALS, Vocabulary, caption_length
 
 PAD_ID, START_ID = SPECIALS.index("<pad>"), SPECIALS.index("<start>")
 DEFAULT_BACKBONE = "efficientnet_lite0"  # models/captioning.py's default encoder
+REFERENCES = ("random", "first")  # --caption-reference: which one each training step teaches
 
 
 def bleu(candidates: list[str], references: list[list[str]], orders=(1, 2, 3, 4)) -> dict:
@@ -93,12 +97,16 @@ class Caption:
     name = "caption"
     headline = Headline("bleu4", "bleu4", "{:.3f}")
 
-    def __init__(self):
+    def __init__(self, reference: str = "random"):
+        if reference not in REFERENCES:
+            raise UserError(f"unknown --caption-reference '{reference}'; choose one of: "
+                            f"{', '.join(REFERENCES)}.")
+        self.reference = reference  # which reference training teaches: random or first
         self.length = None  # tokens per reference, set by targets()
 
     @classmethod
     def from_config(cls, config) -> "Caption":
-        return cls()
+        return cls(getattr(config, "caption_reference", "random"))
 
     def targets(self, splits: DataSplits) -> DataSplits:
         """Sentences -> ids, with the vocabulary of the training sentences as the classes.
@@ -150,6 +158,8 @@ class Caption:
         """(logits N x 1 x (L - 1) x vocabulary, the reference each image was taught)."""
         n = len(targets)
         captions = targets.view(n, -1, model_length(model))
+        if self.reference == "first":  # every image has a first reference (targets())
+            return model(inputs, captions[:, 0]), captions[:, :1]
         present = captions[:, :, 0] == START_ID
         draw = torch.rand(present.shape).to(targets.device)  # the CPU generator: checkpointed
         pick = torch.where(present, draw, -1.0).argmax(dim=1)

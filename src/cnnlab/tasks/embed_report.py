@@ -2,11 +2,13 @@
 identification numbers with an ROC curve, `cnnlab report`'s section, `cnnlab predict`'s
 embeddings, and `cnnlab verify`'s answer for two image files.
 
-The numbers come from embed.verification (its own ROC, here checked against scikit-learn's:
-the AUC below is sklearn.metrics.roc_auc_score over the same pairs).
+The numbers come from the run's own accumulator, embed.Collect, as training's test pass got
+them: embed.verification (its own ROC, here checked against scikit-learn's: the AUC below is
+sklearn.metrics.roc_auc_score over the same pairs) and, on lfw-pairs, LFW's 10-fold protocol.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from ..errors import UserError
 from ..figures import save_figure
 from ..webpage import figure, section
 from .classify_report import preprocessed_files
-from .embed import FARS, far_key, pairs, roc, verification
+from .embed import FARS, Collect, far_key, pairs, roc
 
 ROC_PNG = "roc.png"
 BATCH = 64
@@ -49,11 +51,24 @@ def roc_figure(fpr: np.ndarray, tpr: np.ndarray, auc: float):
     return fig
 
 
+def run_accumulator(run_dir: Path) -> Collect:
+    """The run's own accumulator (embed.Collect), from the training values in its config.json:
+    on lfw-pairs it adds LFW's 10-fold protocol to the numbers, as training's test did."""
+    try:
+        train = json.loads((Path(run_dir) / "config.json").read_text()).get("train", {})
+    except (OSError, ValueError):  # evaluate has loaded this run already: not expected
+        train = {}
+    return Collect.for_run(train)
+
+
 def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: Path,
                       precision: Precision = FP32) -> tuple[dict, None]:
-    """Verification over image pairs (cosine similarity) and gallery identification."""
+    """Verification over image pairs (cosine similarity) and gallery identification; on
+    LFW's pairs also the 10-fold accuracy (`pairs_accuracy` and its std over the folds)."""
     embeddings, labels = embed_all(model, batches, precision)
-    numbers = verification(embeddings, labels)
+    collect = run_accumulator(run_dir)
+    collect.add(None, embeddings, labels)
+    numbers = collect.result().metrics()
     i, j = pairs(len(labels))
     e, y = embeddings.numpy().astype(np.float64), labels.numpy()
     scores, same = (e[i] * e[j]).sum(1), y[i] == y[j]
@@ -75,6 +90,9 @@ def format_report(report: dict) -> str:
         f"best threshold: cosine similarity >= {report['threshold']:.4f} is the same identity "
         f"(accuracy {report['verification_accuracy']:.2%})",
         f"identification top-1 {report['top1']:.2%} (gallery: one image per identity)",
+        *([f"LFW's 10-fold protocol: accuracy {report['pairs_accuracy']:.2%} "
+           f"+- {report['pairs_accuracy_std']:.2%} over {int(report['pairs_folds'])} folds "
+           "(each fold's threshold chosen on the others)"] if "pairs_accuracy" in report else []),
         f"pictures: {', '.join(report['pictures'])}"])
 
 
