@@ -107,11 +107,13 @@ RECIPES["embed-digits"] = {"task": "embed", "model": "embedding", "dataset": "di
 # --task caption (tasks/caption.py, models/captioning.py): soft attention over a LeNet-5's (ReLU)
 # 10x10 feature map of shapes-captions' 48x48 scenes; small enough for a CPU (--model-kwargs
 # backbone=efficientnet_lite0 with --pretrained efficientnet_lite0 for photographs).
-# Measured (2 shared cores, seed 0): teaching the first reference, test BLEU-4 0.709 greedy,
-# 0.703 beam (624 s); teaching a random one of the four, 0.547 / 0.546 (640 s), its training
-# loss (0.51 a word) nearer that of a captioner blind to the image (0.79) than of one reading
-# it perfectly (0.14): with four orders of the same two shapes to choose from, the first
-# colour word's target is a coin flip. Short of 0.8 either way. A batch-normalised VGG-style
+# Measured (2 shared cores, seed 0): this recipe, test BLEU-4 0.880 greedy, 0.882 beam, 67%
+# of the captions exactly right (611 s). Batches of 64 for 40 epochs (a third of the steps):
+# 0.709 / 0.703 (624 s). Teaching a random one of the four references instead of the first:
+# 0.547 / 0.546 (batches of 64, 40 epochs, 640 s), its training loss (0.51 a word) nearer
+# that of a captioner blind to the image (0.79) than of one reading it perfectly (0.14): with
+# four orders of the same two shapes to choose from, the first colour word's target is a coin
+# flip. A batch-normalised VGG-style
 # encoder (16-32-64 channels, 12x12 map) did no better with random references in our own
 # loop: test BLEU-4 0.485 after 20 epochs, 0.448 after 8 epochs on 5,600 scenes.
 RECIPES["show-attend-tell-shapes"] = {
@@ -120,7 +122,7 @@ RECIPES["show-attend-tell-shapes"] = {
                      "hidden_dim": 128, "feature_dim": 64, "attention_dim": 64},
     "augment": "none",          # a mirror image would swap "left" and "right"
     "caption_reference": "first",  # teach the canonical "A above B": binds shapes to words
-    "batch_size": 64, "epochs": 40, "optimizer": "adam",
+    "batch_size": 32, "epochs": 60, "optimizer": "adam",
     "lr": 0.003,                # peak rate, per step on the mean token cross-entropy
     "weight_decay": 0.0, "scheduler": "onecycle", "label_smoothing": 0.0, "clip_grad": 5.0}
 
