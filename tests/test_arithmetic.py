@@ -292,7 +292,7 @@ def test_the_three_lecture_forms_are_one_formula(n, k, s, p):
     (["--input-size", "8", "--pool", "max", "--kernel-size", "3", "--padding", "2"], "at most half the kernel size"),
     (["--input-size", "8", "--transposed", "--stride", "2", "--output-padding", "2"], "must be smaller than the stride"),
     (["--input-size", "8", "--ceil-mode"], "ceil mode applies to pooling"),
-    (["--input-size", "8", "--pool", "median"], "unknown layer kind"),
+    (["--input-size", "8", "--pool", "median"], "unknown pooling 'median'; choose max or avg"),
     (["--input-size", "eight"], "input size must be a whole number or HxW"),
     (["--input-size", "8", "--groups", "two"], "groups must be a whole number"),
     (["--input-size", "8", "--padding", "1,2"], "four numbers left,right,top,bottom"),

@@ -99,7 +99,7 @@ def test_a_path_that_is_not_a_regular_file_is_refused_and_left_as_it_was(tmp_pat
 
 def test_weights_of_another_shape_are_a_clear_error(tmp_path):
     save_weights(nn.Linear(3, 2), tmp_path / "w.safetensors")
-    with pytest.raises(UserError, match="do not fit this model"):
+    with pytest.raises(UserError, match="do not fit the model its config.json describes"):
         load_weights(nn.Linear(4, 2), tmp_path / "w.safetensors")
 
 

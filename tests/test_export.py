@@ -171,7 +171,7 @@ def test_tasks_that_a_fixed_graph_cannot_express_are_refused(task, words, short_
     (["RUN", "--format", "exported-program", "--out", "x.onnx"],
      "must end in .pt2 for --format exported-program"),
     (["RUN", "--out", "no/such/folder/m.onnx"], "the folder no/such/folder does not exist"),
-    (["nowhere"], "nowhere is not a cnnlab run folder"),
+    (["nowhere"], "nowhere does not exist; give the run folder"),
     (["--pretrained", "lenet5"], "there are no pretrained weights for lenet5"),
     (["RUN", "--tolerance", "-1"], "--tolerance must be a number of at least 0, not -1.0"),
 ])

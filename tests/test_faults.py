@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from cnnlab import TrainConfig
 from cnnlab.runs.checkpoint import load_checkpoint
 from cnnlab.cli.main import main
 from cnnlab.models import registry

@@ -189,7 +189,7 @@ def test_dilated_basic_blocks_keep_the_map_and_the_parameters():
         "resnet18", replace_stride_with_dilation=(False, True, True))
     assert [p.shape for p in plain.parameters()] == [p.shape for p in dilated.parameters()]
     assert dilated.forward_features(torch.randn(1, 3, 64, 64)).shape == (1, 512, 8, 8)
-    with pytest.raises(ValueError, match="3 flags"):
+    with pytest.raises(UserError, match="3 flags"):
         create_model("resnet18", replace_stride_with_dilation=(True, True))
 
 

@@ -182,7 +182,7 @@ def _fake_run(path, task):
     """A run folder with only its config: enough for the checks made before any model loads."""
     path.mkdir()
     (path / "config.json").write_text(json.dumps({
-        "train": {"task": task}, "classes": ["background", "circle"], "model": {},
+        "train": {"task": task}, "classes": ["background", "circle"], "model": {"num_classes": 2, "in_channels": 3},
         "preprocess": {"channels": 3, "size": [64, 64], "mean": [0, 0, 0], "std": [1, 1, 1]}}))
     return path
 

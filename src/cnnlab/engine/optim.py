@@ -66,7 +66,8 @@ def make_scheduler(optimizer, config, steps_per_epoch: int):
 
 def onecycle_rates(peak: float, steps: int) -> list[float]:
     """The rate of each of `steps` one-cycle steps peaking at `peak`, as torch computes them."""
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak)
+    fill_markers(torch.optim.Optimizer)  # a plain SGD's first step would import the compiler
+    optimizer = eager(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=peak))
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=peak, total_steps=steps)
     rates = []
     for _ in range(steps):

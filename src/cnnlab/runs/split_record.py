@@ -31,15 +31,34 @@ def record_split(run_dir: Path, splits: DataSplits) -> None:
 
 def _describe(part) -> dict:
     if isinstance(part, FileSplit):
-        return {"files": [str(f) for f in part.files], "labels": part.labels.tolist()}
+        labels = part.labels
+        return {"files": [str(f) for f in part.files],
+                "labels": labels.tolist() if isinstance(labels, torch.Tensor) else list(labels)}
     return {"images": len(part.labels), "sha256": _digest(part)}
 
 
 def _digest(part) -> str:
+    """sha256 of a split's pixels, labels and, where there are, masks and per-image targets
+    (boxes: a list of dicts of tensors; images of several sizes: a list of tensors)."""
     digest = hashlib.sha256()
-    for tensor in (part.images, part.labels):
-        digest.update(np.ascontiguousarray(tensor.cpu().numpy()).tobytes())
+    for value in (part.images, part.labels, getattr(part, "masks", None),
+                  getattr(part, "targets", None)):
+        _feed(digest, value)
     return digest.hexdigest()
+
+
+def _feed(digest, value) -> None:
+    if isinstance(value, torch.Tensor):
+        digest.update(np.ascontiguousarray(value.cpu().numpy()).tobytes())
+    elif isinstance(value, dict):
+        for key in sorted(value):
+            digest.update(str(key).encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _feed(digest, item)
+    elif value is not None:
+        digest.update(repr(value).encode())
 
 
 def recorded_part(run_dir: Path, splits: DataSplits, name: str) -> tuple[object, dict]:
