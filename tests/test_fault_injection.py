@@ -36,8 +36,10 @@ def _cnnlab(argv: list[str]) -> None:
 @pytest.fixture(scope="module")
 def server():
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["torch", "cnnlab.cli.main", "cnnlab.training.run",
-                                    "matplotlib.pyplot"])
+    # torch._inductor: --deterministic's torch.use_deterministic_algorithms imports it (and
+    # torch._dynamo), 4 s in every forked run otherwise
+    context.set_forkserver_preload(["torch", "torch._inductor", "cnnlab.cli.main",
+                                    "cnnlab.training.run", "matplotlib.pyplot"])
     return context
 
 
