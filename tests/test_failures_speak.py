@@ -334,7 +334,7 @@ def test_out_at_a_folder_of_other_files_is_refused_and_they_stay(tmp_path, capsy
 
 @pytest.mark.slow
 def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_its_folder(tmp_path,
-                                                                                  caplog):
+                                                                                  caplog, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text("{}")  # what a start that hit a nan at once leaves
@@ -344,6 +344,11 @@ def test_a_run_that_stopped_before_its_first_checkpoint_does_not_block_its_folde
     assert "stopped before its first checkpoint" in caplog.text
     lines = (run / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1 and "train_loss" in lines[0]
+    killed = tmp_path / "killed"  # a real run's folder, killed before its first checkpoint
+    killed.mkdir()
+    (killed / "config.json").write_bytes((run / "config.json").read_bytes())
+    assert main(["train", "--resume", str(killed)]) == 2  # nothing to resume: says what to do
+    assert "run the command that started it again" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["train", "--lr", "inf"], ["evaluate", "no-such-run"],

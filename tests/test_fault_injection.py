@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnlab.runs.resume import checkpoints
+
 KILLS = 30
 # Two short epochs of LeNet-5 on digits, checkpoints every 4 steps and at the epoch ends, the
 # layout and number format fixed (timing them may choose differently in another process).
@@ -36,10 +38,8 @@ def _cnnlab(argv: list[str]) -> None:
 @pytest.fixture(scope="module")
 def server():
     context = multiprocessing.get_context("forkserver")
-    # torch._inductor: --deterministic's torch.use_deterministic_algorithms imports it (and
-    # torch._dynamo), 4 s in every forked run otherwise
-    context.set_forkserver_preload(["torch", "torch._inductor", "cnnlab.cli.main",
-                                    "cnnlab.training.run", "matplotlib.pyplot"])
+    context.set_forkserver_preload(["torch", "cnnlab.cli.main", "cnnlab.training.run",
+                                    "matplotlib.pyplot"])
     return context
 
 
@@ -80,9 +80,9 @@ def test_thirty_sigkills_at_random_moments_each_resume_to_the_uninterrupted_weig
         status, _ = _run(server, [*TRAIN, "--out", str(run)], run,
                          rng.uniform(0, setup if in_setup else rest), in_setup)
         stages.append(_stage(run) if status is None else "not killed: it had finished")
-        if (run / "config.json").exists():
+        if checkpoints(run):
             again = ["train", "--resume", str(run), "--quiet"]
-        else:  # killed before the run existed: the user runs the command again
+        else:  # killed before the first checkpoint: as --resume says, run the command again
             again = [*TRAIN, "--out", str(run)]
         assert _run(server, again)[0] == 0, f"kill {attempt} ({run})"
         assert (run / "model.safetensors").read_bytes() == expected, f"kill {attempt}"

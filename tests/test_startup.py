@@ -54,13 +54,25 @@ def test_every_commands_help_loads_no_heavy_module(command):
     assert heavy == set()
 
 
-@pytest.mark.slow  # trains (2 batches)
-def test_a_training_run_loads_no_compiler_torchvision_sklearn_or_matplotlib(tmp_path):
+@pytest.mark.slow  # trains (2 batches, twice)
+@pytest.mark.parametrize("flags", [[], ["--deterministic"]])
+def test_a_training_run_loads_no_compiler_torchvision_sklearn_or_matplotlib(tmp_path, flags):
     out = tmp_path / "run"
     heavy = loaded("train", "--epochs", "1", "--limit-batches", "2", "--quiet",
-                   "--out", str(out))
+                   "--out", str(out), *flags)
     assert (out / "curves.png").is_file() and (out / "model.safetensors").is_file()
     assert heavy & TRAINING_NEEDS_NOT == set()
+
+
+def test_deterministic_mode_without_the_compiler_still_allows_only_deterministic_kernels():
+    from cnnlab.training.session import deterministic_mode
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        deterministic_mode(compiling=False)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 EAGER = """

@@ -72,6 +72,10 @@ def require_checkpoints(run_dir: Path) -> list[Path]:
     """The run's checkpoints, oldest first; none is a one-sentence error (checked before the
     data set is decoded, so a wrong folder is said at once)."""
     found = checkpoints(run_dir)
+    if not found and (Path(run_dir) / "config.json").is_file():  # stopped before the first
+        raise UserError(f"{run_dir} has no checkpoint to resume from: its run stopped before "
+                        "the first one, so nothing was trained; run the command that started "
+                        "it again (its --out folder is used again).")
     if not found:
         raise UserError(f"{run_dir} has no checkpoint to resume from (no {FOLDER}/ files).")
     return found

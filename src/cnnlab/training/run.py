@@ -67,7 +67,7 @@ def train(config: TrainConfig, quiet: bool = False) -> TrainResult:
     if config.tensorboard:
         tensorboard_log.require()  # before the run folder is made, not after
     if config.deterministic:
-        session.deterministic_mode()
+        session.deterministic_mode(compiling=config.compile)
     device = resolve_device(config.device)
     world = distributed.init_world(device.type)
     device = distributed.device_for(world, device)

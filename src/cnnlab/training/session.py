@@ -50,10 +50,19 @@ def stop_requests():
             signal.signal(s, old)
 
 
-def deterministic_mode() -> None:
-    """Only deterministic kernels (--deterministic); cuBLAS needs its workspace fixed first."""
+def deterministic_mode(compiling: bool = True) -> None:
+    """Only deterministic kernels (--deterministic); cuBLAS needs its workspace fixed first.
+
+    torch.use_deterministic_algorithms also sets the compiler's own switch, and importing
+    the compiler for it (torch._inductor, torch._dynamo) took 4 s on a 2-core CPU. A run that
+    compiles nothing sets only the kernels' switch, which is all the rest of that function
+    does, unless the compiler is loaded anyway."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(True)
+    kernels_only = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if compiling or kernels_only is None or "torch._inductor" in sys.modules:
+        torch.use_deterministic_algorithms(True)
+    else:
+        kernels_only(True, warn_only=False)
     torch.backends.cudnn.benchmark = False
 
 
