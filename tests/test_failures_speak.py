@@ -38,7 +38,11 @@ def test_ctrl_c_while_cnnlab_is_still_importing_is_not_a_traceback(tmp_path, aft
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+    if "training " in err:  # a quiet machine had finished importing: the run's own Ctrl-C
+        assert "cnnlab train --resume" in err
+    else:
+        assert len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("flags, words", [
