@@ -91,13 +91,17 @@ def checked_format(path: str | Path) -> str:
     return suffix
 
 
-def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
+# matplotlib: "Glyph 29483 (\\N{CJK UNIFIED IDEOGRAPH-732B}) missing from font(s) DejaVu Sans."
+_MISSING_GLYPH = re.compile(r"Glyph (?P<code>\d+) \(.*?\) missing from font")
+
+
+def figure_bytes(fig, fmt: str = "png", dpi: int = 110, **savefig) -> bytes:
     """The rendered figure. matplotlib's warning per missing glyph (one for every character of
     a CJK or emoji class name, each time it is measured and drawn) becomes one sentence."""
     buffer = io.BytesIO()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight")
+        fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", **savefig)
     missing = []
     for warning in caught:
         found = _MISSING_GLYPH.search(str(warning.message))
@@ -115,9 +119,6 @@ def figure_bytes(fig, fmt: str = "png", dpi: int = 110) -> bytes:
                        "matplotlib's font.sans-serif setting shows them.")
     return buffer.getvalue()
 
-
-# matplotlib: "Glyph 29483 (\\N{CJK UNIFIED IDEOGRAPH-732B}) missing from font(s) DejaVu Sans."
-_MISSING_GLYPH = re.compile(r"Glyph (?P<code>\d+) \(.*?\) missing from font")
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:

@@ -7,7 +7,6 @@ draw_segmentation_masks, as `cnnlab predict` draws detections.
 """
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from matplotlib.figure import Figure
 from torchvision.utils import draw_bounding_boxes, draw_segmentation_masks
 
 from ..atomic import atomic_write_bytes
+from ..figures import figure_bytes
 from ..tasks.segment_report import colour
 from .linking import Track
 
@@ -86,7 +86,4 @@ def sheet_figure(frames: torch.Tensor, tracks: list[Track], classes: list[str],
 
 def save_sheet(fig: Figure, path: Path) -> None:
     """As PNG, marked as cnnlab track's, written whole or not at all."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight",
-                metadata={"Software": MARK})
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, figure_bytes(fig, metadata={"Software": MARK}))
