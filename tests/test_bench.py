@@ -88,6 +88,23 @@ def test_an_unknown_model_is_a_user_error(capsys):
     assert "unknown benchmark model 'vgg16'; choose one of: lecture_cnn" in capsys.readouterr().err
 
 
+def test_a_batch_size_no_step_can_take_is_one_sentence(capsys):
+    assert main(["bench", "--batch-size", "0", "--models", "lenet5"]) == 2
+    assert "--batch-size must be a whole number from 1 to 4096, not 0" in capsys.readouterr().err
+
+
+def test_a_small_batch_run_is_written_beside_the_default_one_not_over_it(tmp_path):
+    from cnnlab.bench.report import write_results
+    result = {"created": "2026-12-03T20:44:00", "machine": {"slug": "amd-epyc-2cpu"},
+              "settings": {"batch_size": 64}}
+    paths = write_results(result, tmp_path, markdown=lambda r: "table\n")
+    assert [p.name for p in paths] == ["2026-12-03-amd-epyc-2cpu-batch64.json",
+                                       "2026-12-03-amd-epyc-2cpu-batch64.md"]
+    result["settings"]["batch_size"] = 128
+    assert write_results(result, tmp_path, markdown=lambda r: "")[1].name == \
+        "2026-12-03-amd-epyc-2cpu.md"
+
+
 def test_ratios_pair_contenders_within_rounds_so_a_slow_stretch_hits_both():
     from cnnlab.bench.report import paired_ratio
     # b's first round ran while the machine was fast; in every round a is 1.1x b.

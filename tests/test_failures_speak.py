@@ -580,3 +580,11 @@ def test_one_step_of_onecycle_says_it_never_reaches_the_rate(tmp_path, caplog):
     assert main(["train", "--model", "lenet5", "--epochs", "1", "--limit-batches", "2",
                  "--out", str(tmp_path / "two"), "--quiet"]) == 0
     assert not [r for r in caplog.records if "one-cycle" in r.getMessage()]
+
+
+def test_model_options_joined_by_commas_are_told_to_use_spaces(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["train", "--model-kwargs", "backbone=lenet5,grid=4", "--out", str(tmp_path / "r")])
+    assert stopped.value.code == 2
+    assert "separate them with spaces: backbone=lenet5 grid=4" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

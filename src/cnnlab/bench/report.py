@@ -17,6 +17,7 @@ from .. import __version__
 from ..accel.fastpath import usable_cpus
 from . import rival
 from .tables import markdown
+from .workloads import FULL
 
 
 def _cpu_name() -> str:
@@ -127,10 +128,14 @@ def assemble(machine_info, settings, peaks: dict, workloads: list, lightning: bo
             "targets": targets(workloads), "notes": notes}
 
 
-def write_results(result: dict, out_dir: str | Path, quick: bool = False) -> tuple[Path, Path]:
+def write_results(result: dict, out_dir: str | Path, quick: bool = False,
+                  markdown=markdown) -> tuple[Path, Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"{result['created'][:10]}-{result['machine']['slug']}{'-quick' if quick else ''}"
+    batch = result["settings"]["batch_size"]
+    stem = (f"{result['created'][:10]}-{result['machine']['slug']}"
+            f"{'' if batch == FULL.batch_size or quick else f'-batch{batch}'}"
+            f"{'-quick' if quick else ''}")
     paths = out / f"{stem}.json", out / f"{stem}.md"
     paths[0].write_text(json.dumps(result, indent=2) + "\n")
     paths[1].write_text(markdown(result))

@@ -119,7 +119,7 @@ print("@tested", flush=True, file=sys.stderr)
 # end is known; the command then imports nothing of that again.
 CNNLAB_SCRIPT = ("import sys; import cnnlab.training.run; "
                  "print('@imported', file=sys.stderr, flush=True); "
-                 "from cnnlab.cli.main import main; sys.exit(main(sys.argv[1:]))")
+                 "from cnnlab.cli.main import main; main()")  # as `cnnlab` runs, exit included
 
 
 def write_folder(root: Path, settings: WholeRun) -> Path:

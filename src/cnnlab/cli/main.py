@@ -12,6 +12,7 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,6 +31,10 @@ def _key_value(text: str):
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{text}'")
+    if value[:1] not in "[{'\"" and re.search(r",\s*[A-Za-z_]\w*=", value):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' looks like several options joined by commas; separate them with "
+            f"spaces: {' '.join(part.strip() for part in text.split(','))}")
     return key, yaml.safe_load(value) if value else ""
 
 
@@ -279,47 +284,42 @@ def cmd_datasets(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    from ..bench.task_suite import write_task_results
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if args.whole_run:
-        from ..bench.task_suite import write_task_results
         from ..bench.whole_run import FULL, QUICK, bench_whole_run, whole_run_markdown
-        log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
         result = bench_whole_run(QUICK if args.quick else FULL, log=log)
-        paths = write_task_results(result, args.out, quick=args.quick, name="whole-run",
-                                   markdown=whole_run_markdown)
-        result["files"] = [str(p) for p in paths]
-        _emit(args, result, f"{whole_run_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
-        return 0
+        return _bench_written(args, result, whole_run_markdown, write_task_results,
+                              name="whole-run")
     if args.startup:
         from ..bench.startup import bench_startup, startup_markdown
-        from ..bench.task_suite import write_task_results
-        result = bench_startup(args.quick)
-        paths = write_task_results(result, args.out, quick=args.quick, markdown=startup_markdown)
-        result["files"] = [str(p) for p in paths]
-        _emit(args, result, f"{startup_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
-        return 0
+        return _bench_written(args, bench_startup(args.quick), startup_markdown,
+                              write_task_results)
     if args.task == "serve":
         from ..bench.serve_load import FULL, QUICK, bench_serve, serve_markdown
-        from ..bench.task_suite import write_task_results
-        result = bench_serve(QUICK if args.quick else FULL)
-        paths = write_task_results(result, args.out, quick=args.quick, name="serve",
-                                   markdown=serve_markdown)
-        result["files"] = [str(p) for p in paths]
-        _emit(args, result, f"{serve_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
-        return 0
+        return _bench_written(args, bench_serve(QUICK if args.quick else FULL), serve_markdown,
+                              write_task_results, name="serve")
     if args.task != "classify":
         from ..bench.task_speed import task_markdown
-        from ..bench.task_suite import run_task_bench, write_task_results
-        result = run_task_bench(args.task, args.quick)
-        paths = write_task_results(result, args.out, quick=args.quick)
-        result["files"] = [str(p) for p in paths]
-        _emit(args, result, f"{task_markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
-        return 0
+        from ..bench.task_suite import run_task_bench
+        return _bench_written(args, run_task_bench(args.task, args.quick), task_markdown,
+                              write_task_results)
     from ..bench import markdown, run_bench, write_results
     from ..bench.workloads import FULL, QUICK
-    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    result = run_bench(QUICK if args.quick else FULL, device=args.device, models=args.models,
+    settings = QUICK if args.quick else FULL
+    if args.batch_size is not None:
+        if not 1 <= args.batch_size <= 4096:
+            raise UserError(f"--batch-size must be a whole number from 1 to 4096, not "
+                            f"{args.batch_size}.")
+        settings = dataclasses.replace(settings, batch_size=args.batch_size)
+    result = run_bench(settings, device=args.device, models=args.models,
                        compile=args.compile, log=log)
-    paths = write_results(result, args.out, quick=args.quick)
+    return _bench_written(args, result, markdown, write_results)
+
+
+def _bench_written(args, result: dict, markdown, write, **options) -> int:
+    """A benchmark's result written as OUT/<stem>.json and .md, then shown (or --json)."""
+    paths = write(result, args.out, quick=args.quick, markdown=markdown, **options)
     result["files"] = [str(p) for p in paths]
     _emit(args, result, f"{markdown(result)}\nwritten to {paths[0]} and {paths[1]}")
     return 0
@@ -377,6 +377,8 @@ def _bench_args(parser) -> None:
     add("--out", default="benchmarks/results", help="folder for the JSON and Markdown")
     add("--device", default="auto")
     add("--compile", action="store_true", help="torch.compile cnnlab's model")
+    add("--batch-size", type=int, help="training images per step of the classification "
+        "workloads (default 128; small batches show what the loop adds to each step)")
     add("--startup", action="store_true", help="instead: seconds from process start to "
         "an answer for --help, conv-shape and a 1-epoch train (median of 5)")
     add("--whole-run", action="store_true", help="instead: wall clock from process start to "
