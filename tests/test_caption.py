@@ -12,7 +12,7 @@ from cnnlab.cli.main import main
 from cnnlab.data.shapes import CLASSES
 from cnnlab.data.shapes_captions import COLOURS, RELATIONS, generate_captioned_scenes
 from cnnlab.models import create_model, model_info
-from cnnlab.tasks.caption import Caption, bleu
+from cnnlab.tasks.caption import Caption, bleu, cider
 from cnnlab.tasks.vocabulary import SPECIALS, Vocabulary, caption_length, tokenise
 
 from resume_check import assert_resumes_exactly
@@ -85,6 +85,15 @@ def test_bleu_is_torchmetrics_corpus_bleu():
     assert bleu(["a blue square below a red circle"], refs)["bleu4"] == pytest.approx(1.0)
     scores = bleu(["a red square above a blue circle"], refs)
     assert scores["bleu1"] == pytest.approx(1.0) and scores["bleu4"] < 0.5
+
+
+def test_cider_d_is_ten_for_each_reference_said_back_and_low_for_another_scenes():
+    refs = [["a red circle above a blue square"], ["a green triangle left of a red square"],
+            ["a blue square below a green circle"]]
+    assert cider([r[0] for r in refs], refs) == pytest.approx(10.0)
+    # each image given the next one's caption: the n-grams rare among references miss
+    assert cider([refs[1][0], refs[2][0], refs[0][0]], refs) < 2.0
+    assert cider(["a red circle"], refs[:1]) == 0.0  # one image: nothing weighs, so zero
 
 
 @pytest.mark.parametrize("name, decoder", [("show_and_tell", "lstm"), ("show_attend_tell", "gru"),
@@ -174,6 +183,7 @@ def test_evaluate_and_predict_a_caption_run(trained, tmp_path, capsys):
     assert report["task"] == "caption" and report["images"] == 300
     for name in ("greedy", "beam"):
         assert all(0 <= report[f"{name}_bleu{n}"] <= 1 for n in range(1, 5))
+        assert 0 <= report[f"{name}_cider"] <= 10
     assert len(report["examples"][0]["references"]) == 4
     assert report["bleu4"] == report["greedy_bleu4"]  # what training reports as test_bleu4
     assert (trained / "captions.png").is_file() and (trained / "caption_attention.png").is_file()

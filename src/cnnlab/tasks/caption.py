@@ -50,6 +50,24 @@ def bleu(candidates: list[str], references: list[list[str]], orders=(1, 2, 3, 4)
     return {f"bleu{n}": float(BLEUScore(n_gram=n)(candidates, references)) for n in orders}
 
 
+def cider(candidates: list[str], references: list[list[str]]) -> float | None:
+    """Corpus CIDEr-D (Vedantam et al. 2015: n-grams weighted by how rare they are among the
+    references, clipped, with a length penalty; x10) as COCO's caption evaluation computes it,
+    from pycocoevalcap (its CIDEr is pure Python; its Java tokeniser is not needed, since these
+    sentences are lower-case words already). The weights come from these references, so
+    compare runs on the same images. None when pycocoevalcap is not installed."""
+    try:
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        return None
+    scored = [(c, r) for c, r in zip(candidates, references) if r]  # it needs a reference
+    if len(scored) < 2:  # one image: every n-gram is in every reference, so none weighs
+        return 0.0
+    score, _ = Cider().compute_score({i: r for i, (_, r) in enumerate(scored)},
+                                     {i: [c] for i, (c, _) in enumerate(scored)})
+    return float(score)
+
+
 def id_sentences(tokens: torch.Tensor) -> list[str]:
     """Token ids (rows, after <start>) as space-separated ids up to <end>: BLEU counts n-grams
     of ids exactly as of words, so evaluation needs no vocabulary."""

@@ -1,5 +1,5 @@
-"""What --task caption shows once a model is trained: `cnnlab evaluate`'s BLEU-1..4 with
-greedy decoding and with beam search, a few test captions beside their references, the
+"""What --task caption shows once a model is trained: `cnnlab evaluate`'s BLEU-1..4 and
+CIDEr-D with greedy decoding and with beam search, a few test captions beside their references, the
 attention of the first test scene word by word (show-attend-tell), `cnnlab report`'s section,
 and `cnnlab predict`'s caption per image with its attention picture.
 
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ..accel.precision import FP32, Precision
 from ..figures import save_figure
 from ..webpage import figure, section
-from .caption import START_ID, bleu
+from .caption import START_ID, bleu, cider
 from .classify_report import preprocessed_files
 from .picture_files import output_folder
 from .vocabulary import Vocabulary
@@ -68,6 +68,7 @@ def evaluation_report(model, batches, classes: list[str], preprocess, run_dir: P
     report = {"images": len(references), "beam_size": BEAM_SIZE}
     for name, candidates in (("greedy", greedy), ("beam", beam)):
         report.update({f"{name}_{k}": v for k, v in bleu(candidates, references).items()})
+        report[f"{name}_cider"] = cider(candidates, references)
         report[f"{name}_exact"] = sum(c in r for c, r in zip(candidates, references)) / max(
             len(references), 1)
     # the headline training reports as test_bleu4 (greedy, as validation decodes)
@@ -147,7 +148,9 @@ def attention_figure(image: np.ndarray, words: list[str], maps: torch.Tensor):
 
 def format_report(report: dict) -> str:
     scores = lambda name: ", ".join(  # noqa: E731
-        f"BLEU-{n} {report[f'{name}_bleu{n}']:.3f}" for n in range(1, 5))
+        [f"BLEU-{n} {report[f'{name}_bleu{n}']:.3f}" for n in range(1, 5)]
+        + ([f"CIDEr-D {report[f'{name}_cider']:.3f}"] if report.get(f"{name}_cider")
+           is not None else []))
     lines = [f"{report['split']}: {report['images']} images",
              f"greedy:          {scores('greedy')}; exact {report['greedy_exact']:.1%}",
              f"beam search ({report['beam_size']}): {scores('beam')}; "
@@ -155,6 +158,9 @@ def format_report(report: dict) -> str:
     for example in report["examples"][:3]:
         lines.append(f"  \"{example['beam']}\" (a reference: \"{example['references'][0]}\")"
                      if example["references"] else f"  \"{example['beam']}\"")
+    if report.get("greedy_cider", 0) is None:
+        lines.append("CIDEr-D not computed: pycocoevalcap is not installed (pip install "
+                     "'cnnlab[caption]').")
     if report["pictures"]:
         lines.append(f"pictures: {', '.join(report['pictures'])}")
     return "\n".join(lines)
