@@ -93,6 +93,11 @@ def test_a_batch_size_no_step_can_take_is_one_sentence(capsys):
     assert "--batch-size must be a whole number from 1 to 4096, not 0" in capsys.readouterr().err
 
 
+def test_a_batch_size_the_chosen_benchmark_would_ignore_is_refused(capsys):
+    assert main(["bench", "--whole-run", "--batch-size", "32"]) == 2
+    assert "keep their own" in capsys.readouterr().err
+
+
 def test_a_small_batch_run_is_written_beside_the_default_one_not_over_it(tmp_path):
     from cnnlab.bench.report import write_results
     result = {"created": "2026-12-03T20:44:00", "machine": {"slug": "amd-epyc-2cpu"},

@@ -156,6 +156,7 @@ def test_train_evaluate_and_verify_end_to_end(tmp_path, capsys):
     (["--holdout-classes", "7,8,x"], "names 'x', which data set digits lacks"),
     (["--holdout-classes", "0,1,2,3,4,5,6,7,8"], "needs at least 2"),
     (["--model-kwargs", "grid=4", "pyramid=[0]"], "the pyramid's grids must be whole numbers"),
+    (["--model-kwargs", "grid=4", "pyramid=[8]"], "from 1 to 3, coarser than grid 4, not [8]"),
 ])
 def test_user_mistakes_are_one_sentence_and_status_2(argv, message, capsys, tmp_path):
     assert main(["train", "--task", "embed", *argv, "--out", str(tmp_path / "r")]) == 2

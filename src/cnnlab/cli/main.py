@@ -285,6 +285,10 @@ def cmd_datasets(args) -> int:
 
 def cmd_bench(args) -> int:
     from ..bench.task_suite import write_task_results
+    if args.batch_size is not None and (args.whole_run or args.startup
+                                        or args.task != "classify"):
+        raise UserError("--batch-size sets the classification workloads' batch; the "
+                        "whole run, start-up and task benchmarks keep their own.")
     log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     if args.whole_run:
         from ..bench.whole_run import FULL, QUICK, bench_whole_run, whole_run_markdown

@@ -61,7 +61,7 @@ def cider(candidates: list[str], references: list[list[str]]) -> float | None:
     except ImportError:
         return None
     scored = [(c, r) for c, r in zip(candidates, references) if r]  # it needs a reference
-    if len(scored) < 2:  # one image: every n-gram is in every reference, so none weighs
+    if not scored:  # pycocoevalcap cannot score an empty set
         return 0.0
     score, _ = Cider().compute_score({i: r for i, (_, r) in enumerate(scored)},
                                      {i: [c] for i, (c, _) in enumerate(scored)})
